@@ -1,0 +1,1 @@
+"""Datasets in their real on-disk formats, and the class-incremental task plan built over them."""

@@ -1,0 +1,163 @@
+"""Frozen CLIP loaded through open_clip, with the two forward passes SECA needs.
+
+- the image tower run block by block, so an :class:`AdapterSet` can sit beside each MLP and the
+  final CLS token is available before ``ln_post``/``proj`` (SG-AKT's V_x);
+- the text tower fed a learnable CoOp context in place of the placeholder tokens.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ConfigError, ModelConfig
+from engine.model.adapters import AdapterSet
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+open_clip.add_model_config(CONFIG_DIR)  # the package's own small configs (tests, the shapes world)
+
+PLACEHOLDER = "X"
+
+
+class ModelLoadError(ConfigError):
+    """The model or its weights cannot be loaded; the message says how to provide them."""
+
+
+def _hub_reachable(timeout: float = 1.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_pretrained(tag: str) -> str | None:
+    """A checkpoint path (absolute, relative, or a file shipped in the package), a tag, or None."""
+    if tag in ("", "none"):
+        return None
+    shipped = WEIGHTS_DIR / tag
+    if shipped.is_file():
+        return str(shipped)
+    return tag
+
+
+def load_clip(cfg: ModelConfig, device: torch.device) -> "Clip":
+    """Create the open_clip model with its eval preprocessing, frozen, on ``device``."""
+    if cfg.name not in open_clip.list_models():
+        raise ModelLoadError(f"Model '{cfg.name}' is not an open_clip model name; see open_clip.list_models().")
+    pretrained = resolve_pretrained(cfg.pretrained)
+    is_file = pretrained is not None and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")))
+    if is_file and not Path(pretrained).is_file():
+        raise ModelLoadError(f"Checkpoint file '{pretrained}' for model.pretrained does not exist.")
+    if pretrained and not is_file:
+        tags = [t for m, t in open_clip.list_pretrained() if m == cfg.name]
+        if pretrained not in tags:
+            raise ModelLoadError(
+                f"Model '{cfg.name}' has no pretrained tag '{pretrained}'; known tags: {', '.join(tags) or 'none'}."
+            )
+        if not _hub_reachable():
+            os.environ["HF_HUB_OFFLINE"] = "1"  # a cached file still loads; a missing one fails at once
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(cfg.name, pretrained=pretrained, device=device)
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        if is_file:
+            raise ModelLoadError(f"Checkpoint '{pretrained}' cannot be loaded into {cfg.name}: {str(e).splitlines()[0]}") from None
+        raise ModelLoadError(
+            f"Weights '{pretrained}' for {cfg.name} are not in the local cache and cannot be downloaded here; "
+            f"download the checkpoint on a machine with internet (open_clip caches it under ~/.cache/huggingface) "
+            f"or pass the file with --set model.pretrained=/path/to/checkpoint.pt."
+        ) from None
+    model.eval().requires_grad_(False)
+    return Clip(model, preprocess, open_clip.get_tokenizer(cfg.name), device)
+
+
+@dataclass
+class Clip:
+    model: nn.Module
+    preprocess: object  # CLIP's own eval transform: resize, centre crop, normalise
+    tokenizer: object
+    device: torch.device
+
+    @property
+    def visual(self) -> nn.Module:
+        return self.model.visual
+
+    @property
+    def vision_layers(self) -> int:
+        return len(self.visual.transformer.resblocks)
+
+    @property
+    def vision_width(self) -> int:
+        return self.visual.class_embedding.shape[-1]
+
+    @property
+    def text_width(self) -> int:
+        return self.model.token_embedding.weight.shape[-1]
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.text_projection.shape[-1]
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp())
+
+    # ------------------------------------------------------------------------------- image tower
+
+    def image_tokens(self, images: torch.Tensor, adapters: AdapterSet | None = None) -> torch.Tensor:
+        """The final-layer CLS token before ``ln_post``/``proj`` (width-d), adapters beside each MLP."""
+        v = self.visual
+        x = v._embeds(images)
+        for i, block in enumerate(v.transformer.resblocks):
+            x = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
+            update = block.ls_2(block.mlp(block.ln_2(x)))
+            if adapters is not None:
+                update = update + adapters.blocks[i](x)  # reads the stream after attention, like the MLP
+            x = x + update
+        return x[:, 0]
+
+    def project_tokens(self, cls: torch.Tensor) -> torch.Tensor:
+        """proj(ln_post(cls)) with CLIP's frozen ln_post and proj; unnormalised."""
+        return self.visual.ln_post(cls) @ self.visual.proj
+
+    def encode_image(self, images: torch.Tensor, adapters: AdapterSet | None = None) -> torch.Tensor:
+        """f(x) before normalisation: proj(ln_post(CLS)) with ``adapters`` on (None: frozen CLIP)."""
+        return self.project_tokens(self.image_tokens(images, adapters))
+
+    # ------------------------------------------------------------------------------- text tower
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts).to(self.device)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Normalised text features of plain strings (frozen CLIP, e.g. zero-shot templates)."""
+        return F.normalize(self.model.encode_text(self.tokenize(texts)), dim=-1)
+
+    def prompt_tokens(self, class_names: list[str], length: int) -> torch.Tensor:
+        """Tokens of ``"X X … X {name}."``; the ``length`` placeholders follow the start token."""
+        return self.tokenize([" ".join([PLACEHOLDER] * length) + f" {name}." for name in class_names])
+
+    def encode_prompted(self, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Normalised t_k = text_encoder(P, name_k): ``prompt`` (L × text width) replaces the placeholders."""
+        m = self.model
+        x = m.token_embedding(tokens)
+        n = prompt.shape[0]
+        x = torch.cat([x[:, :1], prompt.to(x.dtype).unsqueeze(0).expand(len(x), -1, -1), x[:, 1 + n :]], dim=1)
+        x = x + m.positional_embedding.to(x.dtype)
+        x = m.transformer(x, attn_mask=m.attn_mask)
+        x = m.ln_final(x)
+        x = x[torch.arange(len(x), device=x.device), tokens.argmax(dim=-1)]
+        return F.normalize(x @ m.text_projection, dim=-1)
+
+    def placeholder_embedding(self, length: int) -> torch.Tensor:
+        """The token embeddings of the placeholders; a prompt equal to them reproduces CLIP's text."""
+        tok = self.tokenize([" ".join([PLACEHOLDER] * length)])[0, 1 : 1 + length]
+        return self.model.token_embedding(tok).detach().clone()
