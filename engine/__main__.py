@@ -1,0 +1,56 @@
+"""``python -m engine run CONFIG --run-dir DIR [--set k=v]... [--resume]``.
+
+CONFIG is a preset name or a YAML file. The resolved config is written to ``DIR/config.yaml``; on
+``--resume`` the run dir's own config.yaml is used, so a resumed run cannot silently change.
+stdout/stderr are redirected to ``DIR/engine.log``: the engine never writes to a pipe a UI holds.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from engine.config import ConfigError, dump, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run (or resume) one experiment")
+    run_p.add_argument("config", help="preset name or YAML file")
+    run_p.add_argument("--run-dir", required=True, type=Path)
+    run_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run_p.add_argument("--resume", action="store_true", help="continue after the last good checkpoint")
+    run_p.add_argument("--log-to-stderr", action="store_true", help="keep output on the terminal (debugging)")
+    args = parser.parse_args(argv)
+
+    run_dir: Path = args.run_dir
+    saved = run_dir / "config.yaml"
+    try:
+        if args.resume and not saved.is_file():
+            raise ConfigError(f"Run dir {run_dir} has no config.yaml to resume from.")
+        cfg = load(str(saved), args.overrides) if args.resume else load(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        tmp = saved.with_suffix(".yaml.tmp")
+        tmp.write_text(dump(cfg))
+        os.replace(tmp, saved)
+    if not args.log_to_stderr:
+        log = open(run_dir / "engine.log", "a", buffering=1)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from engine.train import run  # torch and open_clip load only once the config is known to be good
+
+    return run(cfg, run_dir, resume=args.resume)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

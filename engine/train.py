@@ -1,0 +1,251 @@
+"""The training loop: for each task, prepare, train, evaluate every seen task, checkpoint, report.
+
+Everything the outside world learns goes through ``events.jsonl``; checkpoints after every task let
+``--resume`` continue at the next task with the same final numbers as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import signal
+import subprocess
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+
+from engine import checkpoint, metrics
+from engine.config import Config, ConfigError, to_dict
+from engine.data.loader import TaskDataset, make_loader
+from engine.data.registry import load_source
+from engine.data.scenario import TaskPlan, build_plan
+from engine.events import EventWriter, Heartbeat
+from engine.learner import build_learner
+from engine.model.clip import load_clip
+
+
+class StopRequested(Exception):
+    """SIGTERM arrived: the current step finished, the run stops at its last checkpoint."""
+
+
+@dataclass
+class Progress:
+    """What the loop has done so far; saved in each checkpoint."""
+
+    done: int = -1  # last finished task (0-based), -1 before the first
+    acc: list = None  # accuracy matrix rows a_{t,·}
+    n: list = None  # test samples per task
+
+    def __post_init__(self):
+        self.acc = self.acc or []
+        self.n = self.n or []
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"Config key 'train.device' is '{name}', but no CUDA device is available here.")
+    return torch.device(name)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, events: EventWriter):
+        self.cfg, self.run_dir, self.events = cfg, Path(run_dir), events
+        self.stop_requested = False
+        self.device = pick_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.source = load_source(cfg.data)
+        self.plan: TaskPlan = build_plan(cfg.scenario, self.source.class_names)
+        self.clip = load_clip(cfg.model, self.device)
+        self.learner = build_learner(cfg, self.clip, self.plan, self.device)
+        # bf16 autocast on GPU (the method's setting); exact fp32 on CPU so runs are reproducible
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" else nullcontext
+
+    # ------------------------------------------------------------------------------------ data
+
+    def dataset(self, split, labels: list[int]) -> TaskDataset:
+        wanted = set(labels)
+        label_of = {c: k for k, c in enumerate(self.plan.order) if k in wanted}
+        return TaskDataset(split, label_of, self.clip.preprocess, skip_bad=self.cfg.data.bad_images == "skip")
+
+    # ------------------------------------------------------------------------------------ run
+
+    def write_run_files(self) -> dict[str, str]:
+        digests = {}
+        for name, text in self.source.run_files.items():
+            (self.run_dir / name).write_text(text)
+            digests[name] = hashlib.sha256(text.encode()).hexdigest()
+        return digests
+
+    def start(self, resume: bool) -> Progress:
+        if resume:
+            progress = self.restore()
+            self.events.emit("log", level="info", message=f"resumed after task {progress.done}")
+            return progress
+        self.events.emit(
+            "run_started",
+            run_id=self.run_dir.name,
+            config=to_dict(self.cfg),
+            env={"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+                 "device": str(self.device), "host": platform.node(), "git": _git_commit()},
+            dataset={"name": self.source.name, "classes": len(self.source.class_names),
+                     "train": len(self.source.train), "test": len(self.source.test), "files": self.write_run_files()},
+            class_names=self.plan.class_names,
+            tasks=self.plan.tasks,
+        )
+        return Progress()
+
+    def restore(self) -> Progress:
+        """Load the newest checkpoint that verifies and matches this run; fall back to older ones."""
+        errors = []
+        for path in checkpoint.available(self.run_dir):
+            try:
+                state = checkpoint.load(path)
+                if state["plan"] != self.plan.fingerprint() or state["model"] != self.cfg.model.name:
+                    raise checkpoint.CheckpointError(f"Checkpoint {path} belongs to another model or task plan.")
+                self.learner.restore(state["learner"])
+                return Progress(state["task"], state["acc"], state["n"])
+            except checkpoint.CheckpointError as e:
+                errors.append(str(e))
+                self.events.emit("log", level="warning", message=f"{e} Trying an earlier checkpoint.")
+        if errors:
+            raise checkpoint.CheckpointError(errors[0])
+        return Progress()  # nothing finished yet: start from the first task
+
+    def run(self, resume: bool = False) -> None:
+        progress = self.start(resume)
+        for task in range(progress.done + 1, len(self.plan.tasks)):
+            t0 = time.time()
+            self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
+            torch.manual_seed(self.cfg.train.seed * 1000 + task)  # per task, so a resumed run matches
+            train_set = self.dataset(self.source.train, self.plan.tasks[task])
+            self.learner.begin_task(task, self.feature_loader(train_set))
+            if self.learner.trains and self.cfg.train.epochs:
+                self.train_task(task, train_set)
+            for type_, body in self.learner.end_task(task, self.feature_loader(train_set)):
+                self.events.emit(type_, **body)
+            self.evaluate(task, progress)
+            progress.done = task
+            path, digest = checkpoint.save(self.run_dir, task, {
+                "task": task, "acc": progress.acc, "n": progress.n, "plan": self.plan.fingerprint(),
+                "model": self.cfg.model.name, "learner": self.learner.checkpoint_state(),
+            })
+            self.events.emit("checkpoint", task=task, path=str(path.relative_to(self.run_dir)), sha256=digest)
+            self.events.emit("task_finished", task=task, seconds=round(time.time() - t0, 3))
+            self.events.sync()
+        self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n))
+
+    def feature_loader(self, dataset: TaskDataset):
+        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers)
+
+    def train_task(self, task: int, train_set: TaskDataset) -> None:
+        cfg = self.cfg.train
+        loader = make_loader(train_set, cfg.batch_size, True, cfg.seed * 1000 + task, self.cfg.data.workers)
+        optimizer = torch.optim.Adam(self.learner.param_groups(cfg), weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
+        steps_total = cfg.epochs * len(loader)
+        step, seen, t_log = 0, 0, time.time()
+        for epoch in range(cfg.epochs):
+            self.learner.train()
+            for batch in loader:
+                if batch is None:
+                    continue
+                images, labels, positions = (b.to(self.device, non_blocking=True) for b in batch)
+                with self.autocast():
+                    losses = self.learner.losses(images, labels, positions)
+                total = sum(losses.values())
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                step, seen = step + 1, seen + len(images)
+                if step % cfg.log_every == 0 or step == steps_total:
+                    now = time.time()
+                    self.events.emit(
+                        "step", task=task, epoch=epoch, step=step, steps_total=steps_total,
+                        losses={k: round(v.item(), 6) for k, v in losses.items()} | {"total": round(total.item(), 6)},
+                        lr=optimizer.param_groups[0]["lr"], ips=round(seen / max(now - t_log, 1e-9), 2),
+                    )
+                    seen, t_log = 0, now
+                if self.stop_requested:
+                    raise StopRequested
+            scheduler.step()
+        self.learner.eval()
+
+    @torch.no_grad()
+    def evaluate(self, task: int, progress: Progress) -> None:
+        """a_{task,i} for every seen task i, on its own test set; A_t sample-weighted."""
+        self.learner.eval()
+        self.learner.begin_eval(task)
+        accs, counts = [], []
+        for i in range(task + 1):
+            test_set = self.dataset(self.source.test, self.plan.tasks[i])
+            correct = total = 0
+            for batch in self.feature_loader(test_set):
+                if batch is None:
+                    continue
+                images, labels = batch[0].to(self.device), batch[1].to(self.device)
+                with self.autocast():
+                    pred = self.learner.scores(images).argmax(dim=-1)
+                correct += int((pred == labels).sum())
+                total += len(labels)
+            accs.append(100.0 * correct / max(total, 1))
+            counts.append(total)
+        progress.acc.append(accs)
+        progress.n = counts
+        self.events.emit("eval", after_task=task, task_acc=accs, task_n=counts,
+                         acc=metrics.average_incremental(accs, counts))
+
+
+def run(cfg: Config, run_dir: Path, resume: bool = False) -> int:
+    """Run (or resume) one experiment in ``run_dir``; returns the process exit code."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events = EventWriter(run_dir / "events.jsonl")
+    heartbeat = Heartbeat(events, cfg.train.heartbeat_seconds)
+    heartbeat.start()
+    trainer = None
+
+    def request_stop(signum, frame):
+        if trainer is not None:
+            trainer.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        trainer = Trainer(cfg, run_dir, events)
+        trainer.run(resume)
+        return 0
+    except StopRequested:
+        done = checkpoint.available(run_dir)
+        events.emit("run_stopped", after_task=int(done[0].stem.split("-")[1]) if done else -1)
+        return 0
+    except torch.cuda.OutOfMemoryError:
+        events.emit("run_failed", error=(
+            f"Out of GPU memory with train.batch_size={cfg.train.batch_size}; try a smaller one, e.g. "
+            f"--set train.batch_size={max(1, cfg.train.batch_size // 2)}."), traceback=traceback.format_exc())
+        return 1
+    except ConfigError as e:
+        events.emit("run_failed", error=str(e), traceback=None)
+        return 2
+    except Exception as e:  # anything else is a bug or a machine fault: keep the traceback for the log
+        events.emit("run_failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        return 1
+    finally:
+        heartbeat.stop()
+        events.close()
