@@ -1,0 +1,447 @@
+"""The run log: a SQLite file (``<home>/runs.db``) built from run dirs by idempotent ingest.
+
+The run dirs are the truth; the database is a queryable copy that any process may bring up to
+date at any time. Concurrency rules (see design.md, known pitfalls):
+
+- one connection per thread (sqlite-utils 4 ties a connection to the thread that opened it), made
+  on first use in that thread;
+- every write is one explicit ``BEGIN IMMEDIATE`` transaction waiting on a busy timeout, because
+  sqlite-utils' ``atomic()`` opens a deferred transaction that fails at once under a concurrent
+  writer;
+- WAL on local disks, a rollback journal on network filesystems, where WAL's shared memory is unsafe.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from sqlite_utils import Database
+
+from engine import paths
+from engine.config import ConfigError
+from seca_tui import ingest
+from seca_tui.ingest import IngestReport
+from seca_tui.process import HOST, is_alive
+
+__all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
+
+# The columns of `export --all` and the keys of `runs --json` (before the flattened config).
+RUN_COLUMNS = ["run_id", "name", "status", "method", "dataset", "n_tasks", "last", "avg", "forgetting",
+               "bwt", "created", "finished"]
+STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost")
+ACTIVE = ("queued", "running")
+BUSY_TIMEOUT_S = 30.0
+HEARTBEAT_STALE_S = 60.0  # a run on another host is lost after this long without an event
+
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
+              "glusterfs", "afs", "9p", "ocfs2", "gfs2", "pvfs2", "orangefs", "panfs", "wekafs"}
+
+
+class UnknownRun(ConfigError):
+    """A run id or name that matches no run, or more than one."""
+
+
+# ----------------------------------------------------------------------------------------- schema
+
+def _v1(db: Database) -> None:
+    db.executescript("""
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, name TEXT, preset TEXT, config TEXT, method TEXT, dataset TEXT,
+            split TEXT, n_tasks INTEGER, status TEXT NOT NULL DEFAULT 'queued', pid INTEGER, host TEXT,
+            run_dir TEXT, created REAL, started REAL, finished REAL,
+            last REAL, avg REAL, forgetting REAL, bwt REAL,
+            tags TEXT NOT NULL DEFAULT '[]', notes TEXT NOT NULL DEFAULT '',
+            archived INTEGER NOT NULL DEFAULT 0, heartbeat_ts REAL, error TEXT, gpus TEXT
+        );
+        CREATE TABLE tasks (
+            run_id TEXT NOT NULL, task INTEGER NOT NULL, acc REAL, avg_acc REAL, forgetting REAL,
+            bwt REAL, seconds REAL, ips REAL, PRIMARY KEY (run_id, task)
+        );
+        CREATE TABLE matrix (
+            run_id TEXT NOT NULL, after_task INTEGER NOT NULL, eval_task INTEGER NOT NULL, acc REAL,
+            n INTEGER, PRIMARY KEY (run_id, after_task, eval_task)
+        );
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, task INTEGER, epoch INTEGER, step INTEGER,
+            steps_total INTEGER, lr REAL, ips REAL, losses TEXT, PRIMARY KEY (run_id, seq)
+        );
+        CREATE TABLE relevance (
+            run_id TEXT NOT NULL, task INTEGER NOT NULL, seq INTEGER NOT NULL, rows TEXT, cols TEXT,
+            "values" TEXT, utility TEXT, PRIMARY KEY (run_id, task)
+        );
+        CREATE TABLE pool (
+            run_id TEXT NOT NULL, task INTEGER NOT NULL, seq INTEGER NOT NULL, kept TEXT, pruned TEXT,
+            PRIMARY KEY (run_id, task)
+        );
+        CREATE TABLE affinity (
+            run_id TEXT NOT NULL, task INTEGER NOT NULL, seq INTEGER NOT NULL, labels TEXT, "values" TEXT,
+            PRIMARY KEY (run_id, task)
+        );
+        CREATE TABLE events (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL, type TEXT NOT NULL, v INTEGER NOT NULL,
+            body TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+        );
+        CREATE INDEX events_by_type ON events (run_id, type, seq);
+        CREATE TABLE ingest_state (
+            run_id TEXT PRIMARY KEY, byte_offset INTEGER NOT NULL, lines INTEGER NOT NULL
+        );
+    """)
+
+
+# Each entry brings the schema from version i to i + 1; append, never edit a released one.
+MIGRATIONS = [_v1]
+
+
+# ----------------------------------------------------------------------------------------- journal
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
+    """The type of the filesystem holding ``path``, from ``/proc/mounts`` ("" when unknown)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return ""
+    target = str(Path(path).resolve())
+    best, kind = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")  # /proc/mounts escapes spaces
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def journal_mode(path: Path, mounts: str | None = None) -> str:
+    """``wal`` on local disks; ``delete`` on network filesystems, where WAL's shared memory breaks."""
+    kind = filesystem_type(path, mounts)
+    return "delete" if kind in NETWORK_FS or kind.startswith("fuse.") else "wal"
+
+
+# ----------------------------------------------------------------------------------------- store
+
+def _loads(text: str | None, default: Any = None) -> Any:
+    return json.loads(text) if text else default
+
+
+def _run_dict(row: dict) -> dict:
+    """A runs row as the API gives it: tags as a list, archived as a bool, no config text."""
+    out = {k: v for k, v in row.items() if k != "config"}
+    out["tags"] = _loads(row["tags"], [])
+    out["archived"] = bool(row["archived"])
+    return out
+
+
+class Store:
+    """The run log in ``path``; run dirs live under ``runs_dir`` (default: ``runs/`` beside it)."""
+
+    def __init__(self, path: str | Path, runs_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.runs_dir = Path(runs_dir) if runs_dir else self.path.parent / "runs"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> "Store":
+        """The store of a seca-tui home (``--home``/``SECA_TUI_HOME``/the XDG default)."""
+        return cls(Path(home or paths.home()) / "runs.db")
+
+    # --------------------------------------------------------------------- connections
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection, opened on first use."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    def _connect(self) -> Database:
+        # isolation_level=None: the driver opens no transactions of its own; ours are explicit.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        want = journal_mode(self.path.parent)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != want:
+            conn.execute(f"PRAGMA journal_mode={want}")
+        conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync per commit is not needed
+        return Database(conn)
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One write transaction that takes the write lock up front, waiting up to the busy timeout."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise ConfigError(f"{self.path} was written by a newer seca-tui (schema {version}); upgrade seca-tui.")
+        if version == len(MIGRATIONS):
+            return
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            for migration in MIGRATIONS[version:]:
+                migration(db)
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    # --------------------------------------------------------------------- ingest
+
+    def register(self, run_dir: str | Path, **fields: Any) -> str:
+        """Add a run from its dir (``launch.json``, ``config.yaml``) unless known; update ``fields``."""
+        run_dir = Path(run_dir).resolve()
+        with self._write() as db:
+            self._register(db, run_dir)
+            if fields:
+                db["runs"].update(run_dir.name, self._checked(fields))
+        return run_dir.name
+
+    def _register(self, db: Database, run_dir: Path) -> None:
+        if db.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_dir.name]).fetchone():
+            return
+        launch = _read_json(run_dir / "launch.json")
+        config = _read_yaml(run_dir / "config.yaml")
+        db["runs"].insert({
+            "run_id": run_dir.name,
+            "name": launch.get("name") or config.get("name") or run_dir.name,
+            "preset": launch.get("preset"),
+            "config": json.dumps(config) if config else None,
+            "method": config.get("method"),
+            "dataset": (config.get("data") or {}).get("name"),
+            "n_tasks": (config.get("scenario") or {}).get("n_tasks"),
+            "status": "queued",
+            "pid": launch.get("pid"),
+            "host": launch.get("host"),
+            "gpus": json.dumps(launch["gpus"]) if launch.get("gpus") is not None else None,
+            "run_dir": str(run_dir),
+            "created": launch.get("created", run_dir.stat().st_mtime),
+        })
+
+    def ingest(self, run_dir: str | Path) -> IngestReport:
+        """Bring the run log up to date with ``run_dir/events.jsonl``; safe to call any time, anywhere."""
+        run_dir = Path(run_dir).resolve()
+        run_id = run_dir.name
+        report = IngestReport()
+        with self._write() as db:
+            self._register(db, run_dir)
+            state = db.execute("SELECT byte_offset, lines FROM ingest_state WHERE run_id = ?", [run_id]).fetchone()
+            chunk = ingest.read_new(run_dir / "events.jsonl", *(state or (0, 0)))
+            for event in chunk.events:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO events (run_id, seq, ts, type, v, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    [run_id, event["seq"], event["ts"], event["type"], event["v"], json.dumps(event)],
+                )
+                if not cursor.rowcount:
+                    continue  # this seq was applied before (a re-read after a lost offset)
+                ingest.apply(db, run_id, event)
+                report.new_events += 1
+            db["ingest_state"].upsert({"run_id": run_id, "byte_offset": chunk.offset, "lines": chunk.lines},
+                                      pk="run_id")
+        report.bad_lines, report.newer_lines = chunk.bad_lines, chunk.newer_lines
+        return report
+
+    def ingest_all(self) -> dict[str, IngestReport]:
+        """Ingest every run dir under ``runs_dir`` that has something new; returns reports by run id."""
+        if not self.runs_dir.is_dir():
+            return {}
+        known = {r["run_id"]: r["byte_offset"] for r in self.db.query(
+            "SELECT runs.run_id, ingest_state.byte_offset FROM runs "
+            "LEFT JOIN ingest_state USING (run_id)")}
+        reports = {}
+        for run_dir in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
+            events = run_dir / "events.jsonl"
+            size = events.stat().st_size if events.exists() else 0
+            if run_dir.name in known and (known[run_dir.name] or 0) == size:
+                continue  # nothing new: no write lock taken
+            reports[run_dir.name] = self.ingest(run_dir)
+        return reports
+
+    def mark_lost(self, stale_after: float = HEARTBEAT_STALE_S) -> list[str]:
+        """Mark running runs whose process is gone as ``lost``; returns their ids.
+
+        On this host the pid decides; on another host (a shared home) a heartbeat older than
+        ``stale_after`` seconds does. A run is ingested once more first: a process that wrote its
+        final event and exited is finished, not lost.
+        """
+        lost = []
+        now = time.time()
+        for run in self.db.query("SELECT * FROM runs WHERE status = 'running'"):
+            alive = is_alive(run["pid"], run["host"], run["run_dir"])
+            if alive is None:
+                seen = run["heartbeat_ts"] or run["started"] or run["created"] or 0
+                alive = now - seen < stale_after
+            if alive:
+                continue
+            self.ingest(run["run_dir"])
+            with self._write() as db:
+                changed = db.execute(
+                    "UPDATE runs SET status = 'lost', error = coalesce(error, ?) "
+                    "WHERE run_id = ? AND status = 'running'",
+                    [_last_log_line(Path(run["run_dir"])), run["run_id"]],
+                ).rowcount
+            if changed:
+                lost.append(run["run_id"])
+        return lost
+
+    # --------------------------------------------------------------------- reads
+
+    def runs(self, status: str | None = None, include_archived: bool = False,
+             search: str | None = None) -> list[dict]:
+        """Runs, newest first; ``search`` is a case-insensitive substring of id, name, tags, notes, method
+        or dataset."""
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if not include_archived:
+            where.append("archived = 0")
+        if search:
+            where.append("(" + " OR ".join(f"{c} LIKE ?" for c in
+                                            ("run_id", "name", "tags", "notes", "method", "dataset")) + ")")
+            args += [f"%{search}%"] * 6
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_run_dict(r) for r in self.db.query(sql + " ORDER BY created DESC, run_id DESC", args)]
+
+    def run(self, run_id: str) -> dict | None:
+        """One run with its ``config`` (dict) and ``matrix`` (rows of a_{t,i}), or ``None``."""
+        row = next(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]), None)
+        if row is None:
+            return None
+        out = _run_dict(row)
+        out["config"] = _loads(row["config"], {})
+        out["gpus"] = _loads(row["gpus"])
+        out["matrix"] = self.matrix(run_id)
+        return out
+
+    def matrix(self, run_id: str) -> list[list[float | None]]:
+        """The accuracy matrix as a square grid: ``[t][i]`` = a_{t,i}, ``None`` where not evaluated
+        (above the diagonal, and rows of tasks still to come when ``n_tasks`` is known)."""
+        cells = list(self.db.query("SELECT after_task, eval_task, acc FROM matrix WHERE run_id = ?", [run_id]))
+        n_tasks = self.db.execute("SELECT n_tasks FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        size = max([(n_tasks[0] or 0) if n_tasks else 0]
+                   + [max(c["after_task"], c["eval_task"]) + 1 for c in cells])
+        grid: list[list[float | None]] = [[None] * size for _ in range(size)]
+        for c in cells:
+            grid[c["after_task"]][c["eval_task"]] = c["acc"]
+        return grid
+
+    def task_rows(self, run_id: str) -> list[dict]:
+        """Per task: acc (A_t), avg_acc, forgetting and bwt so far, seconds, ips."""
+        return list(self.db.query("SELECT * FROM tasks WHERE run_id = ? ORDER BY task", [run_id]))
+
+    def matrix_rows(self, run_id: str) -> list[dict]:
+        """The matrix as rows of (run_id, after_task, eval_task, acc, n)."""
+        return list(self.db.query(
+            "SELECT * FROM matrix WHERE run_id = ? ORDER BY after_task, eval_task", [run_id]))
+
+    def steps(self, run_id: str, after_seq: int = 0) -> list[dict]:
+        """Step rows with ``seq > after_seq``, oldest first; ``losses`` is a dict."""
+        rows = self.db.query("SELECT * FROM steps WHERE run_id = ? AND seq > ? ORDER BY seq", [run_id, after_seq])
+        return [{**r, "losses": _loads(r["losses"], {})} for r in rows]
+
+    def per_task(self, run_id: str, table: str) -> list[dict]:
+        """The newest relevance, pool or affinity data of each task, its JSON fields decoded."""
+        if table not in ("relevance", "pool", "affinity"):
+            raise ValueError(f"no per-task table {table!r}")
+        rows = self.db.query(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY task", [run_id])
+        keep = ("run_id", "task", "seq")
+        return [{k: (v if k in keep else _loads(v)) for k, v in r.items()} for r in rows]
+
+    def events(self, run_id: str, after_seq: int = 0, types: list[str] | None = None) -> list[dict]:
+        """Events (as written by the engine) with ``seq > after_seq``, oldest first."""
+        sql, args = "SELECT body FROM events WHERE run_id = ? AND seq > ?", [run_id, after_seq]
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            args += list(types)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", args)]
+
+    def latest(self, run_id: str, type: str) -> dict | None:
+        """The newest event of ``type`` (e.g. relevance, affinity, pool, step, eval), or ``None``."""
+        row = self.db.execute("SELECT body FROM events WHERE run_id = ? AND type = ? ORDER BY seq DESC LIMIT 1",
+                              [run_id, type]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def resolve(self, ref: str) -> str:
+        """The run id that ``ref`` names: a run id, a name, or a unique prefix of either."""
+        rows = list(self.db.query("SELECT run_id, name FROM runs ORDER BY created"))
+        if any(r["run_id"] == ref for r in rows):
+            return ref
+        named = [r["run_id"] for r in rows if r["name"] == ref]
+        if len(named) == 1:
+            return named[0]
+        matches = [r["run_id"] for r in rows if r["run_id"].startswith(ref) or (r["name"] or "").startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UnknownRun(f"No run matches '{ref}'; `seca-tui runs` lists the runs.")
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UnknownRun(f"'{ref}' matches {len(matches)} runs ({shown}); give more of the run id.")
+
+    # --------------------------------------------------------------------- user edits
+
+    def set_tags(self, run_id: str, tags: list[str]) -> None:
+        self.update_run(run_id, tags=json.dumps(sorted(set(tags))))
+
+    def set_notes(self, run_id: str, text: str) -> None:
+        self.update_run(run_id, notes=text)
+
+    def set_archived(self, run_id: str, archived: bool) -> None:
+        self.update_run(run_id, archived=int(archived))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run (the launcher records pid, host and status this way)."""
+        with self._write() as db:
+            db["runs"].update(run_id, self._checked(fields))
+
+    def _checked(self, fields: dict) -> dict:
+        unknown = set(fields) - set(self.db["runs"].columns_dict)
+        if unknown:
+            raise ValueError(f"runs has no column(s) {sorted(unknown)}")
+        return fields
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _last_log_line(run_dir: Path) -> str | None:
+    """The last non-empty line of ``engine.log``: usually why a process died without a final event."""
+    try:
+        with open(run_dir / "engine.log", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [l.strip() for l in f.read().decode(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return None
+    return lines[-1][:500] if lines else None
