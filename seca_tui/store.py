@@ -354,8 +354,9 @@ class Store:
         return list(self.db.query(
             "SELECT * FROM matrix WHERE run_id = ? ORDER BY after_task, eval_task", [run_id]))
 
-    def steps(self, run_id: str, after_seq: int = 0) -> list[dict]:
-        """Step rows with ``seq > after_seq``, oldest first; ``losses`` is a dict."""
+    def steps(self, run_id: str, after_seq: int = -1) -> list[dict]:
+        """Step rows with ``seq > after_seq``, oldest first; ``losses`` is a dict. The engine numbers
+        events from 0, so the default -1 means all."""
         rows = self.db.query("SELECT * FROM steps WHERE run_id = ? AND seq > ? ORDER BY seq", [run_id, after_seq])
         return [{**r, "losses": _loads(r["losses"], {})} for r in rows]
 
@@ -367,8 +368,8 @@ class Store:
         keep = ("run_id", "task", "seq")
         return [{k: (v if k in keep else _loads(v)) for k, v in r.items()} for r in rows]
 
-    def events(self, run_id: str, after_seq: int = 0, types: list[str] | None = None) -> list[dict]:
-        """Events (as written by the engine) with ``seq > after_seq``, oldest first."""
+    def events(self, run_id: str, after_seq: int = -1, types: list[str] | None = None) -> list[dict]:
+        """Events (as written by the engine) with ``seq > after_seq``, oldest first (seq starts at 0)."""
         sql, args = "SELECT body FROM events WHERE run_id = ? AND seq > ?", [run_id, after_seq]
         if types:
             sql += f" AND type IN ({', '.join('?' for _ in types)})"

@@ -1,0 +1,361 @@
+"""The ``seca-tui`` command: the TUI without a command, and scriptable commands for everything else.
+
+Tables are for people, ``--json`` for scripts. A user mistake prints one sentence on stderr and
+exits non-zero, without a traceback. Every command brings the run log up to date first (ingest,
+lost-run check), so what it prints is what the run dirs say now. Nothing here imports torch,
+except ``data check``, which has to read a dataset.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from engine import config
+from engine.config import ConfigError
+from seca_tui import export, launcher, progress
+from seca_tui.export import run_record
+from seca_tui.store import STATUSES, Store
+
+app = typer.Typer(
+    name="seca-tui",
+    help="Launch, watch, compare and export SECA continual-learning runs. Without a command: the TUI.",
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Check datasets before running on them.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+OverrideOpt = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=3 (repeatable).")
+
+
+def main() -> None:
+    """The console script."""
+    app(prog_name="seca-tui")
+
+
+def _die(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def command(group: typer.Typer = app, name: str | None = None) -> Callable:
+    """``group.command`` whose user mistakes become one sentence on stderr and exit code 1."""
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except ConfigError as e:
+                _die(str(e))
+            except OSError as e:  # an unwritable export file, a full disk: the user can act on it
+                _die(f"{e.filename or 'seca-tui'}: {e.strerror or e}.")
+        return group.command(name)(guarded)
+    return register
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", envvar="SECA_TUI_HOME", help="Where runs.db and runs/ live."),
+) -> None:
+    if home is not None:
+        # Through the environment so engine processes we start (data roots) and the TUI agree on it.
+        os.environ["SECA_TUI_HOME"] = str(home.expanduser().resolve())
+    if ctx.invoked_subcommand is None:
+        try:
+            from seca_tui.app import SecaApp
+        except ModuleNotFoundError as e:
+            if e.name != "seca_tui.app":
+                raise
+            _die("The TUI is not built yet; the commands in `seca-tui --help` work meanwhile.")
+        SecaApp().run()
+
+
+def _store() -> Store:
+    """The store, brought up to date with every run dir; unreadable lines are reported, not fatal."""
+    try:
+        store = Store.open()
+    except OSError as e:
+        _die(f"Cannot open the run log in {e.filename or 'the home folder'}: {e.strerror or e}.")
+    for run_id, report in store.ingest_all().items():
+        if report.bad_lines:
+            typer.echo(f"warning: run {run_id}: events.jsonl line(s) {_numbers(report.bad_lines)} are not "
+                       "events and were skipped.", err=True)
+        if report.newer_lines:
+            typer.echo(f"warning: run {run_id}: line(s) {_numbers(report.newer_lines)} come from a newer engine; "
+                       "upgrade seca-tui to read them.", err=True)
+    store.mark_lost()
+    return store
+
+
+def _numbers(items: list[int]) -> str:
+    return ", ".join(map(str, items[:10])) + (", ..." if len(items) > 10 else "")
+
+
+# ----------------------------------------------------------------------------------------- formatting
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Left-aligned columns two spaces apart; numbers as given."""
+    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def _metrics_table(store: Store, run: dict) -> None:
+    """Per-task metrics so far, then the final numbers (as far as the run got)."""
+    rows = [[r["task"] + 1, _num(r["acc"]), _num(r["avg_acc"]), _num(r["forgetting"]), _num(r["bwt"]),
+             _num(r["seconds"], 1), _num(r["ips"], 0)] for r in store.task_rows(run["run_id"])]
+    if rows:
+        _table(["task", "A_t", "avg", "forgetting", "bwt", "seconds", "img/s"], rows)
+    typer.echo(f"Last {_num(run['last'])}  Avg {_num(run['avg'])}  Forgetting {_num(run['forgetting'])}  "
+               f"BWT {_num(run['bwt'])}")
+
+
+# ----------------------------------------------------------------------------------------- run & follow
+
+@command()
+def run(
+    preset: str = typer.Argument("demo", help="Preset name (see `seca-tui presets`) or a YAML file."),
+    overrides: Optional[List[str]] = OverrideOpt,
+    name: Optional[str] = typer.Option(None, "--name", help="A name to find the run by."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="N|LIST", help="GPU count or indices, e.g. 2 or 0,1 (recorded; data-parallel comes later)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id on the last line."),
+) -> None:
+    """Start a run; without --detach, follow it until it ends (Ctrl-C asks whether to stop it)."""
+    gpu_spec = launcher.parse_gpus(gpus) if gpus is not None else None
+    store = _store()
+    handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store)
+    launcher.start(handle.run_dir, store=store)
+    typer.echo(f"Started run {handle.config.name} ({handle.config.method}, {handle.config.data.name}) "
+               f"in {handle.run_dir}")
+    if detach:
+        typer.echo(handle.run_id)
+    else:
+        _follow(store, handle.run_id)
+
+
+@command()
+def attach(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix.")) -> None:
+    """Follow a run's progress until it ends (Ctrl-C asks whether to stop it)."""
+    store = _store()
+    _follow(store, store.resolve(run_ref))
+
+
+def _follow(store: Store, run_id: str) -> None:
+    try:
+        final = progress.follow(store, run_id)
+    except KeyboardInterrupt:
+        if _ask_stop() != "s":
+            typer.echo(f"\nRun {run_id} keeps running; `seca-tui attach {run_id}` follows it again.")
+            raise typer.Exit(0)
+        launcher.stop(run_id, store)
+        typer.echo("Stopping after the current step...")
+        try:
+            final = progress.follow(store, run_id)
+        except KeyboardInterrupt:
+            raise typer.Exit(0)  # the stop is under way; nothing more to ask
+    _metrics_table(store, final)
+    if final["status"] in ("failed", "lost"):
+        _die(f"Run {run_id} {final['status']}: {final['error'] or 'see engine.log in its run dir'}.")
+    typer.echo(f"Run {run_id} {final['status']}.")
+
+
+def _ask_stop() -> str:
+    """``s`` to stop the run, ``l`` to leave it; without a terminal to ask on, leave it running."""
+    if not sys.stdin or not sys.stdin.isatty():
+        return "l"
+    while True:
+        try:
+            answer = input("\nStop the run (s) or leave it running (l)? ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            return "l"
+        if answer in ("s", "l"):
+            return answer
+
+
+@command()
+def stop(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix.")) -> None:
+    """Ask a run to stop after its current step (it can be resumed)."""
+    store = _store()
+    run_id = store.resolve(run_ref)
+    launcher.stop(run_id, store)
+    typer.echo(f"Asked run {run_id} to stop; it stops after the current step.")
+
+
+@command()
+def resume(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id on the last line."),
+) -> None:
+    """Continue a stopped, failed or lost run after its last checkpoint."""
+    store = _store()
+    run_id = store.resolve(run_ref)
+    launcher.resume(run_id, store)
+    typer.echo(f"Resumed run {run_id}.")
+    if detach:
+        typer.echo(run_id)
+    else:
+        _follow(store, run_id)
+
+
+# ----------------------------------------------------------------------------------------- browse
+
+@command()
+def runs(
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: " + ", ".join(STATUSES) + "."),
+    archived: bool = typer.Option(False, "--archived", help="Include archived runs."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON list with the `export --all` columns."),
+) -> None:
+    """List runs, newest first."""
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'.")
+    store = _store()
+    found = store.runs(status=status, include_archived=archived)
+    if as_json:
+        _json([run_record(store.run(r["run_id"])) for r in found])
+        return
+    if not found:
+        typer.echo("No runs yet; start one with `seca-tui run`." if not status else f"No {status} runs.")
+        return
+    _table(["run", "name", "status", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
+           [[r["run_id"], r["name"], r["status"], r["method"] or "-", r["dataset"] or "-", r["split"] or "-",
+             _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])] for r in found])
+
+
+@command()
+def show(
+    run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix."),
+    as_json: bool = typer.Option(False, "--json", help="The `export --all` columns plus `matrix`."),
+) -> None:
+    """A run's status, metrics per task and accuracy matrix."""
+    store = _store()
+    run = store.run(store.resolve(run_ref))
+    if as_json:
+        _json({**run_record(run), "matrix": run["matrix"]})
+        return
+    pairs = [("run", run["run_id"]), ("name", run["name"]), ("status", run["status"]),
+             ("method", run["method"]), ("dataset", run["dataset"]), ("split", run["split"]),
+             ("created", _when(run["created"])), ("finished", _when(run["finished"])),
+             ("run dir", run["run_dir"]), ("tags", ", ".join(run["tags"])), ("notes", run["notes"]),
+             ("error", run["error"])]
+    for key, value in pairs:
+        if value:
+            typer.echo(f"{key:<9} {value}")
+    typer.echo("")
+    _metrics_table(store, run)
+    done = [row for row in run["matrix"] if any(a is not None for a in row)]
+    if done:
+        typer.echo("\naccuracy matrix (row: after task t, column: task i)")
+        _table(["t\\i", *[str(i + 1) for i in range(len(run["matrix"]))]],
+               [[t + 1, *[_num(a, 1) for a in row]] for t, row in enumerate(done)])
+
+
+@command()
+def compare(
+    run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Two or more runs."),
+    as_json: bool = typer.Option(False, "--json", help="Records, A_t per task and the differing config keys."),
+) -> None:
+    """Metrics and per-task A_t side by side, plus the config keys that differ."""
+    store = _store()
+    run_ids = list(dict.fromkeys(store.resolve(r) for r in run_refs))
+    if len(run_ids) < 2:
+        raise ConfigError("compare needs at least two different runs.")
+    chosen = [store.run(r) for r in run_ids]
+    records = [run_record(r) for r in chosen]
+    accs = {r: [t["acc"] for t in store.task_rows(r)] for r in run_ids}
+    keys = sorted({k for rec in records for k in rec if k.startswith("config.")})
+    differ = {k: [rec.get(k) for rec in records] for k in keys
+              if any(rec.get(k) != records[0].get(k) for rec in records) and k != "config.name"}
+    if as_json:
+        _json({"runs": records, "acc": accs, "config_diff": differ})
+        return
+    rows = [[field, *[_num(r[field]) if field in ("last", "avg", "forgetting", "bwt") else (r[field] or "-")
+                      for r in chosen]] for field in ("name", "status", "method", "dataset", "split",
+                                                      "last", "avg", "forgetting", "bwt")]
+    longest = max(len(a) for a in accs.values())
+    rows += [[f"A_{t + 1}", *[_num(accs[r][t]) if t < len(accs[r]) else "-" for r in run_ids]] for t in range(longest)]
+    _table(["", *run_ids], rows)
+    if differ:
+        typer.echo("\nconfig keys that differ")
+        _table(["key", *run_ids], [[k.removeprefix("config."), *map(_plain, v)] for k, v in differ.items()])
+
+
+def _plain(value: Any) -> str:
+    return "-" if value is None else json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
+
+
+@command(name="export")
+def export_cmd(
+    run_refs: Optional[List[str]] = typer.Argument(None, metavar="[RUN]...", help="Runs to export."),
+    csv_path: Path = typer.Option(..., "--csv", help="The CSV file to write ('-' for stdout)."),
+    table: str = typer.Option("tasks", "--table", help="tasks, matrix, steps or relevance."),
+    all_runs: bool = typer.Option(False, "--all", help="One row per run with its flattened config."),
+) -> None:
+    """Write run logs as CSV: one table over some runs, or every run with --all."""
+    if table not in export.TABLES:
+        raise ConfigError(f"--table must be one of {', '.join(export.TABLES)}, not '{table}'.")
+    if all_runs == bool(run_refs):
+        raise ConfigError("export takes either run ids or --all.")
+    store = _store()
+    if all_runs:
+        columns, rows = export.all_runs(store)
+    else:
+        columns, rows = export.table_rows(store, dict.fromkeys(store.resolve(r) for r in run_refs), table)
+    if str(csv_path) == "-":
+        export.write_csv(sys.stdout, columns, rows)
+        return
+    with open(csv_path, "w", newline="") as out:
+        count = export.write_csv(out, columns, rows)
+    typer.echo(f"Wrote {count} rows to {csv_path}.", err=True)
+
+
+# ----------------------------------------------------------------------------------------- presets & data
+
+@command()
+def presets() -> None:
+    """List the presets with their descriptions."""
+    rows = []
+    for preset in config.preset_names():
+        try:
+            described = config.load(preset).description
+        except ConfigError as e:
+            described = f"(invalid: {e})"
+        rows.append([preset, described])
+    _table(["preset", "description"], rows)
+
+
+@command(data_app, name="check")
+def data_check(
+    preset: str = typer.Argument(..., help="Preset name or YAML file whose dataset to check."),
+    overrides: Optional[List[str]] = OverrideOpt,
+) -> None:
+    """Read a preset's dataset and count classes and images (or show the folder layout it expects)."""
+    cfg = config.load(preset, overrides or [])
+    from engine.data.registry import load_source  # the readers import torch: only this command pays
+
+    source = load_source(cfg.data)
+    typer.echo(f"{source.name}: {len(source.class_names)} classes, {len(source.train)} train images, "
+               f"{len(source.test)} test images")

@@ -1,0 +1,97 @@
+"""Run logs as CSV, with exactly the columns of design.md, and the flat run record that
+``export --all``, ``runs --json`` and ``show --json`` share.
+
+Floats are written with ``repr`` (Python's ``str`` of a float), which reads back to the same float.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any, Iterable, TextIO
+
+from seca_tui.store import RUN_COLUMNS, Store
+
+TABLES = ("tasks", "matrix", "steps", "relevance")
+COLUMNS = {
+    "tasks": ["run_id", "task", "acc", "avg_acc", "forgetting", "bwt", "seconds", "ips"],
+    "matrix": ["run_id", "after_task", "eval_task", "acc", "n"],
+    "steps": ["run_id", "task", "epoch", "step", "lr", "ips"],  # then one column per loss name
+    "relevance": ["run_id", "task", "row", "col", "value"],
+}
+
+
+def flatten(tree: dict, prefix: str) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{prefix + "a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def run_record(run: dict) -> dict[str, Any]:
+    """One run as a flat row: the ``RUN_COLUMNS``, then its config as ``config.a.b`` keys."""
+    record = {k: run.get(k) for k in RUN_COLUMNS}
+    record.update(flatten(run.get("config") or {}, "config."))
+    return record
+
+
+def table_rows(store: Store, run_ids: Iterable[str], table: str) -> tuple[list[str], list[dict]]:
+    """The header and rows of one table over several runs."""
+    run_ids = list(run_ids)
+    if table == "tasks":
+        rows = [r for rid in run_ids for r in store.task_rows(rid)]
+    elif table == "matrix":
+        rows = [r for rid in run_ids for r in store.matrix_rows(rid)]
+    elif table == "steps":
+        return _steps(store, run_ids)
+    elif table == "relevance":
+        rows = [
+            {"run_id": rid, "task": rel["task"], "row": row, "col": col, "value": value}
+            for rid in run_ids
+            for rel in store.per_task(rid, "relevance")
+            for row, values in zip(rel["rows"] or [], rel["values"] or [])
+            for col, value in zip(rel["cols"] or [], values)
+        ]
+    else:
+        raise ValueError(f"unknown table {table!r}; one of {', '.join(TABLES)}")
+    return COLUMNS[table], rows
+
+
+def _steps(store: Store, run_ids: list[str]) -> tuple[list[str], list[dict]]:
+    rows, losses = [], {}  # a dict keeps the loss names in order of first appearance
+    for rid in run_ids:
+        for step in store.steps(rid):
+            losses.update(dict.fromkeys(step["losses"]))
+            rows.append({**{k: step[k] for k in COLUMNS["steps"]}, **step["losses"]})
+    return COLUMNS["steps"] + list(losses), rows
+
+
+def all_runs(store: Store, include_archived: bool = True) -> tuple[list[str], list[dict]]:
+    """One row per run, config keys unioned over runs (presets of different ages differ)."""
+    records = [run_record(store.run(r["run_id"])) for r in store.runs(include_archived=include_archived)]
+    columns = dict.fromkeys(RUN_COLUMNS)
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return list(columns), records
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, list, dict)):
+        return json.dumps(value)  # true/false and [2, 5], as in the JSON output
+    return value
+
+
+def write_csv(out: TextIO, columns: list[str], rows: Iterable[dict]) -> int:
+    """Write a header and rows (missing keys blank); returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+        count += 1
+    return count
