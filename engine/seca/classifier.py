@@ -1,0 +1,64 @@
+"""Scores of the hybrid classifier and of its ablations (seca-method.md §4, §6).
+
+Deviation from the authors: the hybrid's exponentials subtract each sample's own maximum, not one
+maximum over the whole batch. With a batch maximum, a sample's text and visual scores are rescaled
+by how confident the *other* samples are, which changes the balance between P_T and P_V and so the
+prediction; with the sample's own maximum a prediction never depends on its batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def cosine_logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """scale · cos(f, w_k): f [B, D] against weights [K, D] → [B, K]. Both sides are normalised, so
+    centroids and already-normalised features can be passed alike."""
+    return scale * F.normalize(f, dim=-1) @ F.normalize(weights, dim=-1).T
+
+
+def _exp_own_max(logits: torch.Tensor) -> torch.Tensor:
+    """exp(l − max_k l) along the class dimension: the largest score of each row is exactly 1."""
+    return (logits - logits.amax(dim=-1, keepdim=True)).exp()
+
+
+def text_scores(f: torch.Tensor, text_feats: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """P_T(k|x) = (1/s) Σ_i exp(scale·f·t_k^(i) − m_i(x)) (seca-method.md §6); also the `text` classifier.
+
+    f [B, D] normalised image features; text_feats [s, K, D] the seen classes under each of the s
+    task prompts. m_i(x) is the sample's own maximum over k for prompt i.
+    """
+    logits = scale * torch.einsum("bd,skd->sbk", f, text_feats)
+    return _exp_own_max(logits).mean(dim=0)
+
+
+def visual_scores(f: torch.Tensor, protos: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """P_V(k|x) = exp(scale·f·ĉ_k − m'(x)) with m'(x) the sample's own maximum over k (seca-method.md §6)."""
+    return _exp_own_max(scale * f @ protos.T)
+
+
+def hybrid_scores(
+    f: torch.Tensor, text_feats: torch.Tensor, protos: torch.Tensor, scale: float = 20.0, fusion: float = 0.5
+) -> torch.Tensor:
+    """fusion·P_T + (1 − fusion)·P_V over all seen classes (seca-method.md §6); argmax is the prediction.
+
+    f [B, D] normalised; text_feats [s, K, D]; protos [K, D] the stored refined prototypes ĉ.
+    """
+    return fusion * text_scores(f, text_feats, scale) + (1 - fusion) * visual_scores(f, protos, scale)
+
+
+def expand_linear_head(head: nn.Linear | None, dim: int, new_classes: int) -> nn.Linear:
+    """The `linear` ablation's head grown by ``new_classes`` outputs, keeping the old rows.
+
+    A fresh nn.Linear(dim, K_old + new) initialised by PyTorch, with the old weights and biases
+    copied in; the learner trains it by CE on normalised features and scores with ``head(f)``.
+    """
+    old = 0 if head is None else head.out_features
+    grown = nn.Linear(dim, old + new_classes)
+    if head is not None:
+        grown = grown.to(head.weight.device)
+        with torch.no_grad():
+            grown.weight[:old] = head.weight
+            grown.bias[:old] = head.bias
+    return grown
