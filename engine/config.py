@@ -121,6 +121,7 @@ METHOD_DEFAULTS = {
 @dataclass
 class Config:
     name: str = ""
+    description: str = ""  # one line shown by `seca-tui presets`
     method: str = _choice(*METHODS, default="seca")
     data: DataConfig = field(default_factory=DataConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)

@@ -62,6 +62,15 @@ def _git_commit() -> str | None:
         return None
 
 
+def clip_digest(model: torch.nn.Module) -> str:
+    """sha256 over CLIP's parameters and buffers, in state_dict order."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, events: EventWriter):
         self.cfg, self.run_dir, self.events = cfg, Path(run_dir), events
@@ -73,7 +82,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         self.source = load_source(cfg.data)
         self.plan: TaskPlan = build_plan(cfg.scenario, self.source.class_names)
+        torch.manual_seed(cfg.train.seed)  # a randomly initialised CLIP (pretrained: none) is the same on resume
         self.clip = load_clip(cfg.model, self.device)
+        self.clip_digest = clip_digest(self.clip.model)
         self.learner = build_learner(cfg, self.clip, self.plan, self.device)
         # bf16 autocast on GPU (the method's setting); exact fp32 on CPU so runs are reproducible
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" else nullcontext
@@ -104,7 +115,8 @@ class Trainer:
             run_id=self.run_dir.name,
             config=to_dict(self.cfg),
             env={"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
-                 "device": str(self.device), "host": platform.node(), "git": _git_commit()},
+                 "device": str(self.device), "host": platform.node(), "git": _git_commit(),
+                 "clip_sha256": self.clip_digest},
             dataset={"name": self.source.name, "classes": len(self.source.class_names),
                      "train": len(self.source.train), "test": len(self.source.test), "files": self.write_run_files()},
             class_names=self.plan.class_names,
@@ -150,7 +162,10 @@ class Trainer:
             self.events.emit("checkpoint", task=task, path=str(path.relative_to(self.run_dir)), sha256=digest)
             self.events.emit("task_finished", task=task, seconds=round(time.time() - t0, 3))
             self.events.sync()
-        self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n))
+        # the backbone must come out exactly as it went in: a changed digest is a bug, not a result
+        if clip_digest(self.clip.model) != self.clip_digest:
+            raise RuntimeError("CLIP's frozen weights changed during training.")
+        self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n), clip_sha256=self.clip_digest)
 
     def feature_loader(self, dataset: TaskDataset):
         return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers)

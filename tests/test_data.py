@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import CIFAR100_NAMES, make_cifar100, make_image_folder, make_wnid_tree
+from tests.datasets import CIFAR100_NAMES, make_cifar100, make_image_folder, make_wnid_tree
 from engine.config import DataConfig
 from engine.data.imagenet import wnid_names
 from engine.data.registry import load_source

@@ -1,0 +1,58 @@
+"""Run the real engine as a subprocess (``python -m engine run``) and read what it wrote."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def engine_env(home: Path | None = None) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    if home is not None:
+        env["SECA_TUI_HOME"] = str(home)
+    return env
+
+
+def start(config: str, run_dir: Path, *overrides: str, resume: bool = False, home: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "engine", "run", config, "--run-dir", str(run_dir)]
+    cmd += [a for o in overrides for a in ("--set", o)]
+    if resume:
+        cmd.append("--resume")
+    return subprocess.Popen(cmd, env=engine_env(home), cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def run(config: str, run_dir: Path, *overrides: str, resume: bool = False, home: Path | None = None, timeout: float = 600) -> int:
+    return start(config, run_dir, *overrides, resume=resume, home=home).wait(timeout)
+
+
+def events(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(predicate, timeout: float = 120, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def stop_at(proc: subprocess.Popen, run_dir: Path, predicate, sig=signal.SIGTERM, timeout: float = 300) -> int:
+    """Send ``sig`` once an event matches ``predicate``; returns the exit code."""
+    wait_for(lambda: any(predicate(e) for e in events(run_dir)) or proc.poll() is not None, timeout)
+    proc.send_signal(sig)
+    return proc.wait(timeout)
+
+
+def accuracy_matrix(evs: list[dict]) -> list[list[float]]:
+    return [e["task_acc"] for e in evs if e["type"] == "eval"]
