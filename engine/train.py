@@ -5,10 +5,13 @@ Everything the outside world learns goes through ``events.jsonl``; checkpoints a
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import platform
 import signal
 import subprocess
+import sys
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -72,9 +75,9 @@ def clip_digest(model: torch.nn.Module) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, events: EventWriter):
-        self.cfg, self.run_dir, self.events = cfg, Path(run_dir), events
-        self.stop_requested = False
+    def __init__(self, cfg: Config, run_dir: Path, events: EventWriter, stop: threading.Event):
+        self.cfg, self.run_dir, self.events, self.stop = cfg, Path(run_dir), events, stop
+        self.warned: set[str] = set()
         self.device = pick_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -144,6 +147,8 @@ class Trainer:
     def run(self, resume: bool = False) -> None:
         progress = self.start(resume)
         for task in range(progress.done + 1, len(self.plan.tasks)):
+            if self.stop.is_set():
+                raise StopRequested
             t0 = time.time()
             self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
             torch.manual_seed(self.cfg.train.seed * 1000 + task)  # per task, so a resumed run matches
@@ -168,21 +173,25 @@ class Trainer:
         self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n), clip_sha256=self.clip_digest)
 
     def feature_loader(self, dataset: TaskDataset):
-        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers)
+        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers, self.device, self.warn_once)
+
+    def warn_once(self, message: str) -> None:
+        """A skipped image is named once per run in the events, however many epochs meet it."""
+        if message not in self.warned:
+            self.warned.add(message)
+            self.events.emit("log", level="warning", message=f"skipped: {message}")
 
     def train_task(self, task: int, train_set: TaskDataset) -> None:
         cfg = self.cfg.train
-        loader = make_loader(train_set, cfg.batch_size, True, cfg.seed * 1000 + task, self.cfg.data.workers)
+        loader = make_loader(train_set, cfg.batch_size, True, cfg.seed * 1000 + task, self.cfg.data.workers,
+                             self.device, self.warn_once)
         optimizer = torch.optim.Adam(self.learner.param_groups(cfg), weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
         steps_total = cfg.epochs * len(loader)
         step, seen, t_log = 0, 0, time.time()
         for epoch in range(cfg.epochs):
             self.learner.train()
-            for batch in loader:
-                if batch is None:
-                    continue
-                images, labels, positions = (b.to(self.device, non_blocking=True) for b in batch)
+            for images, labels, positions in loader:
                 with self.autocast():
                     losses = self.learner.losses(images, labels, positions)
                 total = sum(losses.values())
@@ -198,7 +207,7 @@ class Trainer:
                         lr=optimizer.param_groups[0]["lr"], ips=round(seen / max(now - t_log, 1e-9), 2),
                     )
                     seen, t_log = 0, now
-                if self.stop_requested:
+                if self.stop.is_set():
                     raise StopRequested
             scheduler.step()
         self.learner.eval()
@@ -212,10 +221,7 @@ class Trainer:
         for i in range(task + 1):
             test_set = self.dataset(self.source.test, self.plan.tasks[i])
             correct = total = 0
-            for batch in self.feature_loader(test_set):
-                if batch is None:
-                    continue
-                images, labels = batch[0].to(self.device), batch[1].to(self.device)
+            for images, labels, _ in self.feature_loader(test_set):
                 with self.autocast():
                     pred = self.learner.scores(images).argmax(dim=-1)
                 correct += int((pred == labels).sum())
@@ -228,39 +234,51 @@ class Trainer:
                          acc=metrics.average_incremental(accs, counts))
 
 
-def run(cfg: Config, run_dir: Path, resume: bool = False) -> int:
-    """Run (or resume) one experiment in ``run_dir``; returns the process exit code."""
+def describe_failure(e: BaseException, cfg: Config) -> tuple[str, int]:
+    """(one-sentence error for `run_failed`, exit code) for an exception that ended a run."""
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return (f"Out of GPU memory with train.batch_size={cfg.train.batch_size}; try a smaller one, e.g. "
+                f"--set train.batch_size={max(1, cfg.train.batch_size // 2)}.", 1)
+    if isinstance(e, ConfigError):
+        return str(e), 2
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" while writing {e.filename}" if e.filename else ""
+        return f"The disk is full{where}; free space, then resume the run from its last checkpoint.", 1
+    return f"{type(e).__name__}: {e}", 1
+
+
+def run(cfg: Config, run_dir: Path, resume: bool = False, stop: threading.Event | None = None) -> int:
+    """Run (or resume) one experiment in ``run_dir``; returns the process exit code. SIGTERM or
+    SIGINT set ``stop``: the current step finishes and the run ends at its last checkpoint."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     events = EventWriter(run_dir / "events.jsonl")
+    stop = stop or threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # graceful: finish the step, keep the last checkpoint
+        signal.signal(sig, lambda *_: stop.set())
     heartbeat = Heartbeat(events, cfg.train.heartbeat_seconds)
     heartbeat.start()
-    trainer = None
-
-    def request_stop(signum, frame):
-        if trainer is not None:
-            trainer.stop_requested = True
-
-    signal.signal(signal.SIGTERM, request_stop)
     try:
-        trainer = Trainer(cfg, run_dir, events)
-        trainer.run(resume)
+        Trainer(cfg, run_dir, events, stop).run(resume)
         return 0
     except StopRequested:
         done = checkpoint.available(run_dir)
         events.emit("run_stopped", after_task=int(done[0].stem.split("-")[1]) if done else -1)
         return 0
-    except torch.cuda.OutOfMemoryError:
-        events.emit("run_failed", error=(
-            f"Out of GPU memory with train.batch_size={cfg.train.batch_size}; try a smaller one, e.g. "
-            f"--set train.batch_size={max(1, cfg.train.batch_size // 2)}."), traceback=traceback.format_exc())
-        return 1
-    except ConfigError as e:
-        events.emit("run_failed", error=str(e), traceback=None)
-        return 2
-    except Exception as e:  # anything else is a bug or a machine fault: keep the traceback for the log
-        events.emit("run_failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        return 1
+    except Exception as e:
+        error, code = describe_failure(e, cfg)
+        trace = None if isinstance(e, ConfigError) else traceback.format_exc()
+        try:
+            events.emit("run_failed", error=error, traceback=trace)
+        except OSError:  # the events file itself cannot be written (a full disk): the log still says why
+            pass
+        print(f"run failed: {error}", file=sys.stderr)
+        if trace:
+            print(trace, file=sys.stderr)
+        return code
     finally:
         heartbeat.stop()
-        events.close()
+        try:
+            events.close()
+        except OSError:
+            pass

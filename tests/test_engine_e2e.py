@@ -13,27 +13,13 @@ from engine.config import ModelConfig
 from engine.model.clip import load_clip
 from engine.train import clip_digest
 from tests import engine_runs
-from tests.datasets import make_image_folder
 
 pytestmark = pytest.mark.slow
-
-CLASSES = [f"class_{c}" for c in "abcdef"]
 
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
-    root = make_image_folder(tmp_path_factory.mktemp("data"), CLASSES, train_per_class=8, test_per_class=4)
-    path = tmp_path_factory.mktemp("preset") / "e2e.yaml"
-    path.write_text(f"""
-method: seca
-data: {{name: folder, root: {root}}}
-scenario: {{n_tasks: 3, seed: 7}}
-model: {{name: seca-tiny, pretrained: none}}
-train: {{epochs: 3, batch_size: 4, eval_batch_size: 8, milestones: [2], log_every: 1, device: cpu,
-        deterministic: true, threads: 1, seed: 3}}
-seca: {{pool_size: 2}}
-""")
-    return str(path)
+    return engine_runs.fixture_preset(tmp_path_factory.mktemp("fixture"))
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """Torch views of a task: the images of some classes, labels remapped, each item knows its index."""
 from __future__ import annotations
 
-import logging
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.data.source import BadImageError, Split
-
-log = logging.getLogger("engine.data")
 
 
 class TaskDataset(Dataset):
@@ -28,24 +26,47 @@ class TaskDataset(Dataset):
         except BadImageError as e:
             if not self.skip_bad:
                 raise
-            log.warning("skipped: %s", e)
-            return None  # dropped by `collate`
+            return str(e)  # `collate` drops it and hands the message to the main process
         return self.transform(image), self.labels[pos], pos
 
 
 def collate(batch):
     """Stack a batch, leaving out images that could not be read (data.bad_images = skip)."""
-    batch = [b for b in batch if b is not None]
-    if not batch:
-        return None
-    images, labels, positions = zip(*batch)
-    return torch.stack(images), torch.tensor(labels), torch.tensor(positions)
+    skipped = [b for b in batch if isinstance(b, str)]
+    kept = [b for b in batch if not isinstance(b, str)]
+    if not kept:
+        return None, None, None, skipped
+    images, labels, positions = zip(*kept)
+    return torch.stack(images), torch.tensor(labels), torch.tensor(positions), skipped
 
 
-def make_loader(dataset: TaskDataset, batch_size: int, shuffle: bool, seed: int, workers: int) -> DataLoader:
-    """A loader whose shuffle depends only on ``seed``, so a resumed task sees the same batches."""
+class Batches:
+    """A task's batches as (images, labels, positions) on ``device``; each unreadable image is
+    reported once through ``warn`` (it may come from a worker process, hence the message)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device, warn: Callable[[str], None]):
+        self.loader, self.device, self.warn = loader, device, warn
+
+    @property
+    def dataset(self) -> TaskDataset:
+        return self.loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for images, labels, positions, skipped in self.loader:
+            for message in skipped:
+                self.warn(message)
+            if images is not None:
+                yield (images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True),
+                       positions.to(self.device, non_blocking=True))
+
+
+def make_loader(dataset: TaskDataset, batch_size: int, shuffle: bool, seed: int, workers: int,
+                device: torch.device, warn: Callable[[str], None]) -> Batches:
+    """Batches whose shuffle depends only on ``seed``, so a resumed task sees the same batches."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers,
-        collate_fn=collate, persistent_workers=False,
-    )
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                        num_workers=workers, collate_fn=collate, pin_memory=device.type == "cuda")
+    return Batches(loader, device, warn)
