@@ -160,7 +160,7 @@ def _unknown_key(key: str, valid: list[str]) -> ConfigError:
         leaf = key.rsplit(".", 1)[-1]
         near = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1]
     hint = f"; did you mean '{near[0]}'?" if near else "."
-    return ConfigError(f"Unknown config key '{key}'{hint}")
+    return ConfigError(f"Unknown config key {key!r}{hint}")
 
 
 # ----------------------------------------------------------------------------------------- values
@@ -206,11 +206,11 @@ def _coerce(key: str, value: Any, tp: Any, f: dataclasses.Field) -> Any:
 def parse_override(text: str) -> tuple[str, Any]:
     """``"train.epochs=3"`` → ``("train.epochs", 3)``; the value is read as a YAML scalar or list."""
     if "=" not in text:
-        raise ConfigError(f"Override '{text}' is not of the form key=value, e.g. train.epochs=3.")
+        raise ConfigError(f"Override {text!r} is not of the form key=value, e.g. train.epochs=3.")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ConfigError(f"Override '{text}' has no key before '=', e.g. train.epochs=3.")
+        raise ConfigError(f"Override {text!r} has no key before '=', e.g. train.epochs=3.")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -278,14 +278,14 @@ def preset_path(name_or_file: str) -> Path:
     p = Path(name_or_file)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
-            raise ConfigError(f"Preset file '{name_or_file}' does not exist.")
+            raise ConfigError(f"Preset file {name_or_file!r} does not exist.")
         return p
     candidate = PRESETS_DIR / f"{name_or_file}.yaml"
     if not candidate.is_file():
         names = preset_names()
         near = difflib.get_close_matches(name_or_file, names, n=1)
         hint = f"; did you mean '{near[0]}'?" if near else f"; available: {', '.join(names)}."
-        raise ConfigError(f"No preset named '{name_or_file}'{hint}")
+        raise ConfigError(f"No preset named {name_or_file!r}{hint}")
     return candidate
 
 
