@@ -74,6 +74,21 @@ class EventWriter:
             self._file.close()
 
 
+class NullEvents:
+    """The events of a data-parallel rank other than 0: rank 0 alone writes the run's history."""
+
+    last_write = float("inf")  # never due a heartbeat
+
+    def emit(self, type: str, **fields) -> dict:
+        return {"type": type, **fields}
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Heartbeat(threading.Thread):
     """Emits `heartbeat` when nothing else was written for ``interval`` seconds (pid + age = alive)."""
 

@@ -14,11 +14,12 @@ from torch import nn
 
 from engine.config import Config, TrainConfig
 from engine.data.scenario import TaskPlan
+from engine.distributed import Dist
 from engine.model.adapters import AdapterSet
 from engine.model.clip import Clip
 from engine.seca.aggregator import Aggregator
-from engine.seca.classifier import cosine_logits, expand_linear_head, hybrid_scores, text_scores
-from engine.seca.distill import kd_loss, kd_weight
+from engine.seca.classifier import expand_linear_head, hybrid_scores, text_scores
+from engine.seca.distill import kd_loss, kd_weight, mean_pool_feature
 from engine.seca.losses import current_task_ce
 from engine.seca.pool import AdapterPool
 from engine.seca.prototypes import PrototypeBank, class_means
@@ -61,9 +62,9 @@ class ZeroShotLearner(nn.Module):
 class SecaLearner(nn.Module):
     trains = True
 
-    def __init__(self, cfg: Config, clip: Clip, plan: TaskPlan, device: torch.device):
+    def __init__(self, cfg: Config, clip: Clip, plan: TaskPlan, device: torch.device, d: Dist = Dist()):
         super().__init__()
-        self.cfg, self.s_cfg, self.plan, self.device = cfg, cfg.seca, plan, device
+        self.cfg, self.s_cfg, self.plan, self.device, self.dist = cfg, cfg.seca, plan, device, d
         self.clip = clip  # a plain attribute: CLIP is frozen and stays out of state_dict()
         m = cfg.model
         self.adapters = AdapterSet(clip.vision_layers, clip.vision_width, m.adapter_dim, m.adapter_scale, m.adapter_dropout).to(device)
@@ -96,19 +97,14 @@ class SecaLearner(nn.Module):
     def _prompted(self, i: int, upto: int) -> torch.Tensor:
         return self.clip.encode_prompted(self.prompts[i], self.tokens[:upto])
 
-    def _visual_pass(self, loader, adapters: AdapterSet | None, tokens: bool = False):
-        """(features or pre-ln_post CLS tokens, labels, positions) of a task's training images, no grad."""
-        outs, labels, positions = [], [], []
+    def _visual_pass(self, loader, adapters: AdapterSet | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unnormalised features, labels) of a task's training images with ``adapters`` (None: frozen CLIP), no grad."""
+        feats, labels = [], []
         with torch.no_grad():
-            for batch in loader:
-                if batch is None:
-                    continue
-                x = batch[0].to(self.device)
-                cls = self.clip.image_tokens(x, adapters)
-                outs.append(cls if tokens else self.clip.project_tokens(cls))
-                labels.append(batch[1])
-                positions.append(batch[2])
-        return torch.cat(outs).float(), torch.cat(labels).to(self.device), torch.cat(positions).to(self.device)
+            for x, y, _ in loader:
+                feats.append(self.clip.encode_image(x.to(self.device), adapters))
+                labels.append(y.to(self.device))
+        return torch.cat(feats).float(), torch.cat(labels)
 
     # --------------------------------------------------------------------------- begin
 
@@ -118,13 +114,15 @@ class SecaLearner(nn.Module):
             p.requires_grad_(False)  # earlier prompts are frozen and kept
         m = self.cfg.model
         self.prompts.append(nn.Parameter(torch.randn(m.prompt_length, self.clip.text_width, device=self.device) * m.prompt_init_std))
-        with torch.no_grad():
-            # earlier prompts on every seen class, once per task: S_y^(i) for i < s
-            self.old_text = torch.stack([self._prompted(i, self.seen) for i in range(task)]) if task else None
-        if self.cfg.seca.classifier == "linear":
+        self.old_text = None  # S_y^(i) for i < s: the earlier prompts on the task's classes, once per task
+        if task and self.aggregator is not None:
+            with torch.no_grad():
+                self.old_text = torch.stack([self.clip.encode_prompted(self.prompts[i], self.tokens[self.offset : self.seen])
+                                             for i in range(task)])
+        if self.s_cfg.classifier == "linear":
             self.head = expand_linear_head(self.head, self.clip.embed_dim, len(self.cur)).to(self.device)
         if self.sevpr or self.s_cfg.classifier == "centroid_frozen":
-            feats, labels, _ = self._visual_pass(loader, None)
+            feats, labels = self._visual_pass(loader, None)
             self.coarse.append(self.cur, class_means(feats, labels, self.cur))
         self.teacher_cache = None
         if task and self.s_cfg.kd != "none" and self.s_cfg.cache_teacher_features:
@@ -146,13 +144,11 @@ class SecaLearner(nn.Module):
         """Each training image's teacher inputs, once per task: no augmentation and frozen snapshots
         make them the same in every epoch (``seca.cache_teacher_features``)."""
         cache = None
-        for batch in loader:
-            if batch is None:
-                continue
-            inputs = self._teacher_inputs(batch[0].to(self.device))
+        for x, _, positions in loader:
+            inputs = self._teacher_inputs(x.to(self.device))
             if cache is None:
                 cache = torch.zeros(n, *inputs.shape[1:], device=self.device)
-            cache[batch[2].to(self.device)] = inputs
+            cache[positions.to(self.device)] = inputs
         return cache
 
     # --------------------------------------------------------------------------- train
@@ -164,6 +160,17 @@ class SecaLearner(nn.Module):
             if module is not None:
                 groups.append({"params": list(module.parameters()), "lr": cfg.lr})
         return groups
+
+    def data_parallel(self) -> nn.Module:
+        """This task's trainable modules under DDP when there are several ranks (built per task: each
+        task adds a prompt); otherwise the learner itself. Calling it returns :meth:`losses`."""
+        if not self.dist.enabled:
+            return self
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(self, device_ids=ids, find_unused_parameters=True)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.losses(images, labels, positions)
 
     def losses(self, images: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every loss term of seca-method.md §5 that this configuration and task use, by name."""
@@ -193,28 +200,30 @@ class SecaLearner(nn.Module):
         """SG-AKT (or an ablation teacher) → L_kd with β = s − 1; for SG-AKT also L_agg and U's update."""
         inputs = self.teacher_cache[positions] if self.teacher_cache is not None else self._teacher_inputs(images)
         out = {}
-        kd = self.s_cfg.kd
+        kd, t_fixed = self.s_cfg.kd, t_cur.detach()
         if kd == "clip":
             teacher = inputs[:, 0]
         elif kd == "last":
             teacher = F.normalize(self.clip.project_tokens(inputs[:, -1]), dim=-1)
         elif kd == "mean":
-            teacher = F.normalize(self.clip.project_tokens(inputs.mean(dim=1)), dim=-1)
+            teacher = F.normalize(self.clip.project_tokens(mean_pool_feature(inputs)), dim=-1)
         else:
             # S_y^(i): the label's text under every prompt; the current prompt's keeps its gradient
-            S = torch.cat([self.old_text[:, labels].transpose(0, 1), t_label.unsqueeze(1)], dim=1)
+            y = labels - self.offset
+            S = torch.cat([self.old_text[:, y].transpose(0, 1), t_label.unsqueeze(1)], dim=1)
             o, w = self.aggregator(S, inputs, self.s_cfg.relevance)
             f_agg = F.normalize(self.clip.project_tokens(o), dim=-1)
-            out["agg"] = F.cross_entropy(self.scale * f_agg @ t_cur.T, labels - self.offset)
+            # the prompt reaches L_agg through the queries S only: the logits' text is detached (§3)
+            out["agg"] = F.cross_entropy(self.scale * f_agg @ t_fixed.T, y)
             teacher = f_agg.detach()
-            self._track_relevance(w.detach(), labels - self.offset)
-        t_fixed = t_cur.detach()
+            self._track_relevance(w.detach(), y)
         k = self.s_cfg.kd_scale
         out["kd"] = kd_weight(self.s) * kd_loss(k * f @ t_fixed.T, k * teacher @ t_fixed.T)
         return out
 
     def _track_relevance(self, w: torch.Tensor, y: torch.Tensor) -> None:
-        self.pool.update_utility(w.mean(dim=0), self.s_cfg.utility_momentum)
+        # every rank must prune the same member: U follows the mean relevance over all ranks
+        self.pool.update_utility(self.dist.mean(w.mean(dim=0)), self.s_cfg.utility_momentum)
         self.relevance_sum.index_add_(0, y, w.float())
         self.relevance_n.index_add_(0, y, torch.ones_like(y, dtype=torch.float))
 
@@ -240,13 +249,15 @@ class SecaLearner(nn.Module):
                 self.bank.store_refined(range(self.seen), refined, "replace" if self.gauss is not None else "append")
                 events.append(("affinity", {"task": task, "labels": names[: self.seen], "values": affinity.tolist()}))
             if self.s_cfg.classifier == "centroid_adapted" or self.gauss is not None:
-                feats, labels, _ = self._visual_pass(loader, self.adapters)
+                feats, labels = self._visual_pass(loader, self.adapters)
                 if self.gauss is not None:
                     self.gauss.add(self.cur, feats.double(), labels)
                 if self.s_cfg.classifier == "centroid_adapted":
                     self.bank.append(self.cur, class_means(feats, labels, self.cur))
         if self.pool is not None:
             if task and self.s_cfg.kd == "sgakt":
+                self.dist.sum(self.relevance_sum)  # every rank saw part of the task's images
+                self.dist.sum(self.relevance_n)
                 mean = self.relevance_sum / self.relevance_n.clamp_min(1).unsqueeze(1)
                 events.append(("relevance", {"task": task, "rows": names[self.offset : self.seen], "cols": list(self.pool.labels),
                                              "values": mean.tolist(), "utility": self.pool.utility.tolist()}))
@@ -306,7 +317,7 @@ class SecaLearner(nn.Module):
             self.gauss.load_state_dict(state["gauss"], self.device)
 
 
-def build_learner(cfg: Config, clip: Clip, plan: TaskPlan, device: torch.device) -> nn.Module:
+def build_learner(cfg: Config, clip: Clip, plan: TaskPlan, device: torch.device, d: Dist = Dist()) -> nn.Module:
     if cfg.method == "zeroshot":
         return ZeroShotLearner(cfg, clip, plan)
-    return SecaLearner(cfg, clip, plan, device)
+    return SecaLearner(cfg, clip, plan, device, d)

@@ -21,12 +21,12 @@ from pathlib import Path
 import open_clip
 import torch
 
-from engine import checkpoint, metrics
+from engine import checkpoint, distributed, metrics
 from engine.config import Config, ConfigError, to_dict
 from engine.data.loader import TaskDataset, make_loader
 from engine.data.registry import load_source
 from engine.data.scenario import TaskPlan, build_plan
-from engine.events import EventWriter, Heartbeat
+from engine.events import EventWriter, Heartbeat, NullEvents
 from engine.learner import build_learner
 from engine.model.clip import load_clip
 
@@ -48,12 +48,10 @@ class Progress:
         self.n = self.n or []
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str, d: distributed.Dist) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"Config key 'train.device' is '{name}', but no CUDA device is available here.")
-    return torch.device(name)
+    return distributed.device_for(name, d)
 
 
 def _git_commit() -> str | None:
@@ -75,10 +73,11 @@ def clip_digest(model: torch.nn.Module) -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, events: EventWriter, stop: threading.Event):
-        self.cfg, self.run_dir, self.events, self.stop = cfg, Path(run_dir), events, stop
+    def __init__(self, cfg: Config, run_dir: Path, events: EventWriter, stop: threading.Event, d: distributed.Dist):
+        self.cfg, self.run_dir, self.events, self.stop, self.dist = cfg, Path(run_dir), events, stop, d
         self.warned: set[str] = set()
-        self.device = pick_device(cfg.train.device)
+        self.device = pick_device(cfg.train.device, d)
+        distributed.init(self.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
@@ -88,7 +87,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # a randomly initialised CLIP (pretrained: none) is the same on resume
         self.clip = load_clip(cfg.model, self.device)
         self.clip_digest = clip_digest(self.clip.model)
-        self.learner = build_learner(cfg, self.clip, self.plan, self.device)
+        self.learner = build_learner(cfg, self.clip, self.plan, self.device, d)
         # bf16 autocast on GPU (the method's setting); exact fp32 on CPU so runs are reproducible
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" else nullcontext
 
@@ -147,7 +146,7 @@ class Trainer:
     def run(self, resume: bool = False) -> None:
         progress = self.start(resume)
         for task in range(progress.done + 1, len(self.plan.tasks)):
-            if self.stop.is_set():
+            if self.dist.any(self.stop.is_set(), self.device):
                 raise StopRequested
             t0 = time.time()
             self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
@@ -160,11 +159,12 @@ class Trainer:
                 self.events.emit(type_, **body)
             self.evaluate(task, progress)
             progress.done = task
-            path, digest = checkpoint.save(self.run_dir, task, {
-                "task": task, "acc": progress.acc, "n": progress.n, "plan": self.plan.fingerprint(),
-                "model": self.cfg.model.name, "learner": self.learner.checkpoint_state(),
-            })
-            self.events.emit("checkpoint", task=task, path=str(path.relative_to(self.run_dir)), sha256=digest)
+            if self.dist.main:  # one writer; every rank holds the same state
+                path, digest = checkpoint.save(self.run_dir, task, {
+                    "task": task, "acc": progress.acc, "n": progress.n, "plan": self.plan.fingerprint(),
+                    "model": self.cfg.model.name, "learner": self.learner.checkpoint_state(),
+                })
+                self.events.emit("checkpoint", task=task, path=str(path.relative_to(self.run_dir)), sha256=digest)
             self.events.emit("task_finished", task=task, seconds=round(time.time() - t0, 3))
             self.events.sync()
         # the backbone must come out exactly as it went in: a changed digest is a bug, not a result
@@ -172,8 +172,12 @@ class Trainer:
             raise RuntimeError("CLIP's frozen weights changed during training.")
         self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n), clip_sha256=self.clip_digest)
 
-    def feature_loader(self, dataset: TaskDataset):
-        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers, self.device, self.warn_once)
+    def feature_loader(self, dataset: TaskDataset, sharded: bool = False):
+        """Ordered batches; ``sharded``: this rank's part only (evaluation). The learner's feature
+        passes see every image on every rank, so prototypes and caches agree without a gather."""
+        rank, world = (self.dist.rank, self.dist.world) if sharded else (0, 1)
+        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers,
+                           self.device, self.warn_once, rank, world)
 
     def warn_once(self, message: str) -> None:
         """A skipped image is named once per run in the events, however many epochs meet it."""
@@ -183,22 +187,24 @@ class Trainer:
 
     def train_task(self, task: int, train_set: TaskDataset) -> None:
         cfg = self.cfg.train
+        # train.batch_size is the global batch: each rank takes its part of every global batch
         loader = make_loader(train_set, cfg.batch_size, True, cfg.seed * 1000 + task, self.cfg.data.workers,
-                             self.device, self.warn_once)
+                             self.device, self.warn_once, self.dist.rank, self.dist.world)
         optimizer = torch.optim.Adam(self.learner.param_groups(cfg), weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
+        model = self.learner.data_parallel()
         steps_total = cfg.epochs * len(loader)
         step, seen, t_log = 0, 0, time.time()
         for epoch in range(cfg.epochs):
             self.learner.train()
-            for images, labels, positions in loader:
+            for k, (images, labels, positions) in enumerate(loader):
                 with self.autocast():
-                    losses = self.learner.losses(images, labels, positions)
+                    losses = model(images, labels, positions)
                 total = sum(losses.values())
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                (total * loader.sampler.share(k)).backward()  # DDP averages: shares make it the global mean
                 optimizer.step()
-                step, seen = step + 1, seen + len(images)
+                step, seen = step + 1, seen + len(images) * self.dist.world
                 if step % cfg.log_every == 0 or step == steps_total:
                     now = time.time()
                     self.events.emit(
@@ -207,7 +213,7 @@ class Trainer:
                         lr=optimizer.param_groups[0]["lr"], ips=round(seen / max(now - t_log, 1e-9), 2),
                     )
                     seen, t_log = 0, now
-                if self.stop.is_set():
+                if self.dist.any(self.stop.is_set(), self.device):
                     raise StopRequested
             scheduler.step()
         self.learner.eval()
@@ -220,12 +226,12 @@ class Trainer:
         accs, counts = [], []
         for i in range(task + 1):
             test_set = self.dataset(self.source.test, self.plan.tasks[i])
-            correct = total = 0
-            for images, labels, _ in self.feature_loader(test_set):
+            tally = torch.zeros(2, dtype=torch.long, device=self.device)  # correct, total; no sync per batch
+            for images, labels, _ in self.feature_loader(test_set, sharded=True):
                 with self.autocast():
                     pred = self.learner.scores(images).argmax(dim=-1)
-                correct += int((pred == labels).sum())
-                total += len(labels)
+                tally += torch.stack([(pred == labels).sum(), torch.tensor(len(labels), device=self.device)])
+            correct, total = self.dist.sum(tally).tolist()
             accs.append(100.0 * correct / max(total, 1))
             counts.append(total)
         progress.acc.append(accs)
@@ -252,14 +258,15 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, stop: threading.Event 
     SIGINT set ``stop``: the current step finishes and the run ends at its last checkpoint."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    events = EventWriter(run_dir / "events.jsonl")
+    d = distributed.from_env()
+    events = EventWriter(run_dir / "events.jsonl") if d.main else NullEvents()
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # graceful: finish the step, keep the last checkpoint
         signal.signal(sig, lambda *_: stop.set())
     heartbeat = Heartbeat(events, cfg.train.heartbeat_seconds)
     heartbeat.start()
     try:
-        Trainer(cfg, run_dir, events, stop).run(resume)
+        Trainer(cfg, run_dir, events, stop, d).run(resume)
         return 0
     except StopRequested:
         done = checkpoint.available(run_dir)
@@ -282,3 +289,4 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, stop: threading.Event 
             events.close()
         except OSError:
             pass
+        distributed.shutdown()
