@@ -1,0 +1,41 @@
+"""Messages from the store threads to the screens: results of blocking work, delivered on the UI thread."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+
+@dataclass
+class StoreFailed(Message):
+    """A store job or poll failed; ``text`` says why in one line."""
+
+    text: str
+
+
+@dataclass
+class RunsLoaded(Message):
+    """The runs matching the browser's filter, newest first."""
+
+    runs: list[dict]
+
+
+@dataclass
+class RunUpdate(Message):
+    """What changed in one run since the last update.
+
+    ``events`` are new events in seq order; ``run`` (the store's run dict with ``matrix``) and
+    ``task_rows`` are a fresh snapshot when anything changed, else None; ``log`` holds new engine log lines.
+    """
+
+    events: list[dict]
+    run: dict | None
+    task_rows: list[dict] | None
+    log: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CompareLoaded(Message):
+    """The compared runs, each with ``config``, ``matrix`` and ``task_rows``."""
+
+    runs: list[dict]

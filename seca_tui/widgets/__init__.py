@@ -1,0 +1,1 @@
+"""Widgets of the app: heatmap, bar list, throttled line chart, run header, runs table."""

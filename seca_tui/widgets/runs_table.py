@@ -1,0 +1,130 @@
+"""The runs browser's table: one row per run, sortable by any column, with ticks for comparing."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from seca_tui.widgets.run_header import STATUS_STYLE
+
+# (header, key in the store's run dict); the first column holds the tick.
+COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("method", "method"),
+           ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
+           ("Forg.", "forgetting"), ("created", "created")]
+SORTABLE = [key for _, key in COLUMNS[1:]]
+
+
+def when(value) -> str:
+    """A run's timestamp (unix seconds or ISO text) as local ``YYYY-mm-dd HH:MM``."""
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+    return str(value or "")[:16].replace("T", " ")
+
+
+def number(value) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _sort_key(key: str):
+    """Missing values sort last whichever the direction; text ignores case."""
+    def get(run: dict):
+        value = run.get(key)
+        if value is None:
+            return (1, "")
+        return (0, value.lower() if isinstance(value, str) else value)
+    return get
+
+
+class RunsTable(DataTable):
+    """Rows keyed by run id. Keeps the cursor on the same run across refreshes and re-sorts."""
+
+    BINDINGS = [Binding("space", "toggle_tick", "Tick", tooltip="Tick the run to compare or export it")]
+
+    class TicksChanged(Message):
+        """The set of ticked runs changed."""
+
+        def __init__(self, ticked: frozenset[str]) -> None:
+            super().__init__()
+            self.ticked = ticked
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.runs: list[dict] = []  # as shown, sorted
+        self.ticked: set[str] = set()  # survives filters: compare whatever was ticked
+        self.sort_key, self.sort_reverse = "created", True  # newest first
+        self._shown: list[tuple] = []  # the cell values last drawn, to skip redundant rebuilds
+
+    def on_mount(self) -> None:
+        for header, key in COLUMNS:
+            self.add_column(header, key=key)
+
+    def show(self, runs: Sequence[dict]) -> None:
+        """Show these runs (the filter already applied), sorted by the current column."""
+        rows = sorted(runs, key=_sort_key(self.sort_key), reverse=self.sort_reverse)
+        if self.sort_reverse:  # keep missing values last in descending order too
+            rows.sort(key=lambda run: run.get(self.sort_key) is None)
+        cells = [self._cells(run) for run in rows]
+        self.runs = rows
+        if cells == self._shown:
+            return
+        current = self.current_run_id
+        self.clear()
+        for run, row in zip(rows, cells):
+            self.add_row(*row, key=run["run_id"])
+        self._shown = cells
+        if current is not None and current in self.rows:
+            self.move_cursor(row=self.get_row_index(current), animate=False)
+
+    def _cells(self, run: dict) -> tuple:
+        status = run.get("status") or ""
+        name = run.get("name") or run["run_id"]
+        if run.get("archived"):
+            name = f"{name} (archived)"
+        return (
+            "✓" if run["run_id"] in self.ticked else " ",
+            name[:28],
+            Text(status, style=STATUS_STYLE.get(status, "")),
+            run.get("method") or "",
+            run.get("dataset") or "",
+            Text(str(run.get("n_tasks") or ""), justify="right"),
+            Text(number(run.get("last")), justify="right"),
+            Text(number(run.get("avg")), justify="right"),
+            Text(number(run.get("forgetting")), justify="right"),
+            when(run.get("created")),
+        )
+
+    @property
+    def current_run_id(self) -> str | None:
+        """The run under the cursor."""
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        """Sort by ``key``; choosing the current column again flips the direction."""
+        if reverse is None:
+            reverse = not self.sort_reverse if key == self.sort_key else key in ("created", "last", "avg")
+        self.sort_key, self.sort_reverse = key, reverse
+        self.show(self.runs)
+
+    def cycle_sort(self) -> None:
+        """Sort by the next column (keyboard alternative to clicking a header)."""
+        self.sort_by(SORTABLE[(SORTABLE.index(self.sort_key) + 1) % len(SORTABLE)])
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        if event.column_key.value in SORTABLE:
+            self.sort_by(event.column_key.value)
+
+    def action_toggle_tick(self) -> None:
+        run_id = self.current_run_id
+        if run_id is None:
+            return
+        self.ticked ^= {run_id}
+        self.update_cell(run_id, "ticked", "✓" if run_id in self.ticked else " ")
+        self._shown = [self._cells(run) for run in self.runs]
+        self.post_message(self.TicksChanged(frozenset(self.ticked)))
