@@ -1,0 +1,63 @@
+"""The seca-tui Textual app: the runs browser first, and from it the new run, live run and compare screens.
+
+Everything that blocks (SQLite, ingest, launching engines) runs on the screens' worker threads and comes
+back as messages (seca_tui.messages); the engine itself is never imported here.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from seca_tui.messages import StoreFailed
+from seca_tui.screens.runs import RunsScreen
+
+
+class SecaApp(App):
+    """``SecaApp(home)`` runs against the seca-tui home ``home`` (default: ``SECA_TUI_HOME`` or the XDG path)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "seca-tui"
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        super().__init__()
+        self.home = Path(home).expanduser() if home else None
+
+    def get_default_screen(self) -> Screen:
+        return RunsScreen()
+
+    @property
+    def browser(self) -> RunsScreen:
+        """The runs browser, always at the bottom of the screen stack."""
+        return self.screen_stack[0]  # type: ignore[return-value]
+
+    def on_store_failed(self, message: StoreFailed) -> None:
+        self.notify(message.text, severity="error", timeout=6)
+
+    def action_browser(self) -> None:
+        """Back to the runs browser from wherever the user is."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def open_run(self, run_id: str) -> None:
+        self.action_browser()
+        self.browser.open_run(run_id)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        browser = self.browser
+        yield SystemCommand("Runs browser", "Back to the list of runs", self.action_browser)
+        yield SystemCommand("New run", "Choose a preset, a split and a method, and launch", browser.action_new_run)
+        yield SystemCommand("Compare ticked runs", "Overlaid curves, metrics and config differences",
+                            browser.action_compare)
+        yield SystemCommand("Export runs as CSV", "The ticked runs, else the one under the cursor",
+                            browser.action_export)
+        yield SystemCommand("Show or hide archived runs", "Toggle archived runs in the browser",
+                            browser.action_toggle_archived)
+        for run in browser.table.runs:  # found by typing, not listed on an empty search
+            name = run.get("name") or run["run_id"]
+            yield SystemCommand(f"Open run {name}", f"{run.get('status')} · {run.get('method')} · {run['run_id']}",
+                                partial(self.open_run, run["run_id"]), discover=False)

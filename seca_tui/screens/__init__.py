@@ -1,0 +1,1 @@
+"""The app's screens: runs browser, new run, live run, compare, and their dialogs."""

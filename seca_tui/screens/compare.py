@@ -1,0 +1,112 @@
+"""Compare ticked runs: their A_t curves overlaid, a metrics table, and only the config keys that differ."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+
+from seca_tui import export
+from seca_tui.messages import CompareLoaded
+from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.store import Store
+from seca_tui.widgets.line_chart import LineChart
+from seca_tui.widgets.runs_table import number
+
+REFRESH_SECONDS = 2.0  # compared runs may still be running
+MISSING = "—"
+
+
+def config_diff(configs: list[dict]) -> list[tuple[str, list[str]]]:
+    """The keys whose values are not the same in every config (absent counts as different), sorted,
+    each with its value per config as text."""
+    flats = [export.flatten(c or {}, "") for c in configs]
+    keys = sorted(set().union(*flats)) if flats else []
+    rows = []
+    for key in keys:
+        values = [flat.get(key, MISSING) for flat in flats]
+        if any(v != values[0] for v in values[1:]):
+            rows.append((key, [str(v) for v in values]))
+    return rows
+
+
+class CompareScreen(Screen):
+    """Tabs: 1 curves and metrics, 2 config differences."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("1", "show_tab('curves')", "Curves"),
+        Binding("2", "show_tab('config')", "Config diff"),
+    ]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+        self.runs: list[dict] = []
+        self._worker: StoreWorker | None = None
+        self._posted: list[dict] | None = None
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="compare-tabs"):
+            with TabPane("1 Curves", id="curves"):
+                with Vertical():
+                    yield LineChart(title="A_t", xlabel="after task", integer_x=True, id="compare-chart")
+                    yield DataTable(id="metrics", cursor_type="row", zebra_stripes=True)
+            with TabPane("2 Config diff", id="config"):
+                yield DataTable(id="config-diff", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        metrics = self.query_one("#metrics", DataTable)
+        metrics.add_columns("name", "status", "method", "dataset", "tasks", "Last", "Avg", "Forg.", "BWT")
+        self._worker = StoreWorker(self, self.app.home, self._poll, REFRESH_SECONDS)
+        self._worker.start()
+
+    def on_unmount(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    def _poll(self, store: Store) -> None:
+        runs = []
+        for run_id in self.run_ids:
+            run = store.run(run_id)
+            if run is not None:
+                runs.append({**run, "task_rows": store.task_rows(run_id)})
+        if runs != self._posted:
+            self._posted = runs
+            self.post_message(CompareLoaded(runs))
+
+    def on_compare_loaded(self, message: CompareLoaded) -> None:
+        self.runs = message.runs
+        names = self._names()
+        series = {}
+        for name, run in zip(names, self.runs):
+            rows = [r for r in run["task_rows"] if r.get("acc") is not None]
+            series[name] = ([r["task"] for r in rows], [r["acc"] for r in rows])
+        self.query_one("#compare-chart", LineChart).set_series(series)
+
+        metrics = self.query_one("#metrics", DataTable)
+        metrics.clear()
+        for name, run in zip(names, self.runs):
+            metrics.add_row(name, run.get("status") or "", run.get("method") or "", run.get("dataset") or "",
+                            str(run.get("n_tasks") or ""),
+                            *(Text(number(run.get(k)), justify="right") for k in ("last", "avg", "forgetting", "bwt")))
+
+        diff = self.query_one("#config-diff", DataTable)
+        diff.clear(columns=True)
+        diff.add_columns("key", *names)
+        rows = config_diff([run.get("config") or {} for run in self.runs])
+        for key, values in rows:
+            diff.add_row(key, *values, key=key)
+        if not rows:
+            diff.add_row("(the configs are identical)", *[""] * len(names))
+
+    def _names(self) -> list[str]:
+        """Run names, with the id added where two runs share a name."""
+        names = [run.get("name") or run["run_id"] for run in self.runs]
+        return [f"{n} ({run['run_id']})" if names.count(n) > 1 else n for n, run in zip(names, self.runs)]
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab

@@ -1,0 +1,262 @@
+"""The live run screen: a header line and tabbed panels that fill in as the engine writes events.
+
+A store thread ingests the run dir a few times a second, reads the events after the last seq and the
+new engine log lines, and posts one :class:`RunUpdate`; the screen folds it into a :class:`LiveModel`
+and redraws only the panels whose data changed. Charts throttle themselves (see widgets.line_chart).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+
+from seca_tui import launcher
+from seca_tui.messages import RunUpdate
+from seca_tui.screens.confirm import ConfirmScreen
+from seca_tui.screens.live_model import LiveModel
+from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.store import Store
+from seca_tui.widgets.bar_list import BarList
+from seca_tui.widgets.heatmap import Heatmap
+from seca_tui.widgets.line_chart import LineChart
+from seca_tui.widgets.run_header import RunHeader
+
+POLL_SECONDS = 0.25  # event → panel latency is about this plus one redraw
+SNAPSHOT_SECONDS = 2.0  # re-read the run's status even without events (it may turn `lost`)
+LOG_TAIL_BYTES = 64 * 1024  # how much of an existing engine.log to show when the screen opens
+PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: show A_t alone
+TABS = ("accuracy", "relevance", "affinity", "losses", "log")
+
+
+class LogFollower:
+    """New complete lines of a growing text file, starting near its end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, None
+
+    def read(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                size = f.seek(0, 2)
+                if self.offset is None or size < self.offset:  # first read, or the file was replaced
+                    self.offset = max(0, size - LOG_TAIL_BYTES)
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n") + 1  # a partial last line is still being written
+        self.offset += end
+        return data[:end].decode("utf-8", errors="replace").splitlines()
+
+
+def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, float]]:
+    """For each old task i after the newest evaluated row T: max_{i ≤ t < T} a_{t,i} − a_{T,i}."""
+    rows = [row for row in matrix if row and row[0] is not None]
+    last = len(rows) - 1
+    out = []
+    for i in range(last):
+        best = max(rows[t][i] for t in range(i, last) if rows[t][i] is not None)
+        out.append((f"T{i}", best - rows[last][i]))
+    return out
+
+
+class LiveScreen(Screen):
+    """One run, live while it runs and as a report when it is done."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        *(Binding(str(i + 1), f"show_tab('{tab}')", tab.capitalize(), show=False) for i, tab in enumerate(TABS)),
+    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def __init__(self, run_id: str, run_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.model = LiveModel()
+        self.run: dict = {}
+        self.updates = 0  # RunUpdate messages handled (benchmarks and tests wait on it)
+        self._worker: StoreWorker | None = None
+        self._seq = -1
+        self._log: LogFollower | None = None
+        self._snapshot_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(self.run_id, id="run-header")
+        with TabbedContent(id="panels"):
+            with TabPane("1 Accuracy", id="accuracy"):
+                # Side by side when wide; stacked in one scrolling page when narrow (see app.tcss).
+                with VerticalScroll(id="accuracy-page"), Horizontal(id="accuracy-row"):
+                    yield LineChart(title="A_t and per-task accuracy", xlabel="after task", integer_x=True,
+                                    id="acc-chart")
+                    with Vertical(id="accuracy-side"):
+                        yield Heatmap(fmt="{:.1f}", vmin=0.0, vmax=100.0, id="matrix")
+                        yield BarList(fmt="{:+.1f}", empty="no forgetting before task 2", id="forgetting")
+            with TabPane("2 SG-AKT", id="relevance"):
+                with VerticalScroll():
+                    with ScrollableContainer(classes="heatmap-box"):
+                        yield Heatmap(fmt="{:.2f}", id="relevance-map")
+                    yield Static(id="pool")
+                    yield BarList(fmt="{:.2f}", id="utility")
+            with TabPane("3 SE-VPR", id="affinity"):
+                with ScrollableContainer(classes="heatmap-box"):
+                    yield Heatmap(fmt="{:.2f}", id="affinity-map")
+            with TabPane("4 Losses", id="losses"):
+                yield LineChart(title="losses", xlabel="task", id="loss-chart")
+            with TabPane("5 Log", id="log"):
+                yield Log(max_lines=2000, id="engine-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for widget_id, title in (("#matrix", "accuracy matrix"), ("#forgetting", "forgetting per task"),
+                                 ("#relevance-map", "SG-AKT relevance"), ("#utility", "pool utility"),
+                                 ("#affinity-map", "SE-VPR affinity")):
+            self.query_one(widget_id).border_title = title
+        self._show_header()
+        self._worker = StoreWorker(self, self.app.home, self._poll, POLL_SECONDS)
+        self._worker.start()
+
+    def on_unmount(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    # ------------------------------------------------------------------------------ store thread
+
+    def _poll(self, store: Store) -> None:
+        if self.run_dir is None:
+            known = store.run(self.run_id)
+            self.run_dir = Path(known["run_dir"]) if known else store.runs_dir / self.run_id
+        if (self.run_dir / "events.jsonl").exists():
+            store.ingest(self.run_dir)
+        if self._log is None:
+            self._log = LogFollower(self.run_dir / "engine.log")
+        events = store.events(self.run_id, after_seq=self._seq)
+        log = self._log.read()
+        now = time.monotonic()
+        run = task_rows = None
+        if events or now - self._snapshot_at > SNAPSHOT_SECONDS:
+            self._snapshot_at = now
+            run, task_rows = store.run(self.run_id), store.task_rows(self.run_id)
+        if events:
+            self._seq = events[-1]["seq"]
+        if events or log or run is not None:
+            self.post_message(RunUpdate(events, run, task_rows, log))
+
+    # ------------------------------------------------------------------------------ UI thread
+
+    def on_run_update(self, update: RunUpdate) -> None:
+        self.updates += 1
+        self.model.apply(update.events)
+        changed = self.model.take_changes()
+        if update.run is not None:
+            status_changed = update.run.get("status") != self.run.get("status")
+            self.run = update.run
+            self.model.n_tasks = self.model.n_tasks or self.run.get("n_tasks") or 0
+            self._show_accuracy(update.run.get("matrix") or [], update.task_rows or [])
+            if status_changed:
+                changed.add("header")
+        if "header" in changed:
+            self._show_header()
+        if "losses" in changed:
+            self.query_one("#loss-chart", LineChart).set_series(self.model.loss_series())
+        if "relevance" in changed:
+            self._show_relevance()
+        if "affinity" in changed:
+            self._show_affinity()
+        if update.log:
+            self.query_one("#engine-log", Log).write_lines(update.log)
+
+    def _show_header(self) -> None:
+        m = self.model
+        # The store's status wins: it alone knows `lost` (the process vanished without a final event).
+        status = self.run.get("status") or m.status
+        self.query_one(RunHeader).show(
+            name=self.run.get("name") or self.run_id, status=status, task=m.task,
+            n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if status == "running" else None,
+            ips=m.ips, gpu_mem=m.gpu_mem,
+        )
+
+    def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:
+        evaluated = [t for t, row in enumerate(matrix) if row and row[0] is not None]
+        labels = [f"T{i}" for i in range(len(matrix))]
+        self.query_one("#matrix", Heatmap).set_data(labels[: len(evaluated)], labels, matrix[: len(evaluated)],
+                                                    caption="row t: after task t · column i: task i")
+        rows = [r for r in task_rows if r.get("acc") is not None]
+        series = {"A_t": ([r["task"] for r in rows], [r["acc"] for r in rows])}
+        if len(matrix) <= PER_TASK_CURVES:
+            for i in range(len(matrix)):
+                points = [(t, matrix[t][i]) for t in evaluated if matrix[t][i] is not None]
+                series[f"T{i}"] = ([t for t, _ in points], [a for _, a in points])
+        self.query_one("#acc-chart", LineChart).set_series(series)
+        bars = self.query_one("#forgetting", BarList)
+        bars.set_items(forgetting_per_task(matrix))
+        mean = rows[-1].get("forgetting") if rows else None
+        bars.border_title = "forgetting per task" + (f"  (mean {mean:.1f})" if mean is not None else "")
+
+    def _show_relevance(self) -> None:
+        rel, pool = self.model.relevance, self.model.pool
+        if rel is not None:
+            heatmap = self.query_one("#relevance-map", Heatmap)
+            cols = [str(c).replace("task ", "t") for c in rel.get("cols") or []]  # "task 3" → "t3" fits a cell
+            heatmap.set_data(rel.get("rows") or [], cols, rel.get("values") or [],
+                             caption="rows: classes of the new task · columns: pool entries (tN: task N)")
+            heatmap.border_title = f"SG-AKT relevance · task {rel.get('task')}"
+            self.query_one("#utility", BarList).set_items(list(zip(rel.get("cols") or [], rel.get("utility") or [])))
+        if pool is not None:
+            pruned = pool.get("pruned")
+            self.query_one("#pool", Static).update(
+                f"pool after task {pool.get('task')}: {', '.join(pool.get('kept') or []) or '(empty)'}"
+                + (f"  ·  pruned: {pruned}" if pruned else "")
+            )
+
+    def _show_affinity(self) -> None:
+        aff = self.model.affinity or {}
+        labels = aff.get("labels") or []
+        heatmap = self.query_one("#affinity-map", Heatmap)
+        heatmap.set_data([f"{i} {name}" for i, name in enumerate(labels)], [str(i) for i in range(len(labels))],
+                         aff.get("values") or [], caption=f"{len(labels)} classes · columns by row number")
+        heatmap.border_title = f"SE-VPR affinity · task {aff.get('task')}"
+
+    # ------------------------------------------------------------------------------ actions
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_stop(self) -> None:
+        status = self.run.get("status") or self.model.status
+        if status not in ("running", "queued"):
+            self.notify(f"The run is {status}; there is nothing to stop.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._launch(launcher.stop, "Stop requested; the engine stops after its current step.")
+
+        self.app.push_screen(ConfirmScreen(f"Stop run {self.run.get('name') or self.run_id}?"), confirmed)
+
+    def action_resume(self) -> None:
+        status = self.run.get("status") or self.model.status
+        if status in ("running", "queued", "finished"):
+            self.notify(f"The run is {status}; only stopped, failed or lost runs resume.", severity="warning")
+            return
+        self._launch(launcher.resume, "Resuming from the last checkpoint.")
+
+    def _launch(self, call, message: str) -> None:
+        """Run a launcher call off the UI thread (it signals or spawns processes) and say so."""
+        def work() -> None:
+            try:
+                call(self.run_id, store=Store.open(self.app.home))
+            except Exception as error:  # noqa: BLE001 - the user reads why; the screen stays
+                self.app.call_from_thread(self.notify, str(error), severity="error")
+                return
+            self.app.call_from_thread(self.notify, message)
+            self._worker.wake()
+
+        self.run_worker(work, thread=True, group="launcher")

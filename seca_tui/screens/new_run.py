@@ -1,0 +1,163 @@
+"""The new run form: preset, dataset, task split, method or ablation, device, free-form overrides.
+
+The form is turned into ``key=value`` overrides on top of the preset and validated with the engine's own
+config loader before anything starts, so the user sees the same one-sentence error the CLI prints. Blank
+fields keep the preset's value.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
+
+from engine import config as engine_config
+from seca_tui import launcher
+from seca_tui.screens.live import LiveScreen
+
+FROM_PRESET = ""  # the Select value meaning "leave the preset's value"
+
+# Methods and the ablations of the paper, as the overrides that make them.
+METHODS = {
+    "zeroshot": ["method=zeroshot"],
+    "hpeft": ["method=hpeft"],
+    "seca": ["method=seca"],
+    "seca++": ["method=seca++"],
+    "seca w/o SG-AKT": ["method=seca", "seca.kd=none"],
+    "seca w/o SE-VPR": ["method=seca", "seca.classifier=text"],
+}
+DATASETS = engine_config.DataConfig.__dataclass_fields__["name"].metadata["choices"]
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def preset_choices() -> list[str]:
+    """Preset names with ``demo`` first: the one that runs anywhere in a minute."""
+    names = engine_config.preset_names()
+    return sorted(names, key=lambda n: (n != "demo", n))
+
+
+def _field(label: str, widget) -> Horizontal:
+    return Horizontal(Label(label, classes="field-label"), widget, classes="field")
+
+
+class NewRunScreen(Screen):
+    """ctrl+t checks the form, ctrl+s launches; escape goes back without starting anything."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("ctrl+t", "validate", "Check"),
+        Binding("ctrl+s", "launch", "Launch"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        presets = preset_choices()
+        keep = ("(preset)", FROM_PRESET)
+        with VerticalScroll(id="form"):
+            yield _field("Preset", Select([(p, p) for p in presets], value=presets[0] if presets else Select.NULL,
+                                          allow_blank=not presets, compact=True, id="preset"))
+            yield _field("Name", Input(placeholder="(preset name)", compact=True, id="name"))
+            yield _field("Dataset", Select([keep] + [(d, d) for d in DATASETS], value=FROM_PRESET,
+                                           allow_blank=False, compact=True, id="dataset"))
+            yield _field("Tasks", Input(placeholder="(preset)  number of tasks", type="integer", compact=True,
+                                        id="n_tasks"))
+            yield _field("Increment", Input(placeholder="(preset)  classes per task after the first",
+                                            type="integer", compact=True, id="increment"))
+            yield _field("Method", Select([keep] + [(m, m) for m in METHODS], value=FROM_PRESET,
+                                          allow_blank=False, compact=True, id="method"))
+            yield _field("Device", Select([keep] + [(d, d) for d in DEVICES], value=FROM_PRESET,
+                                          allow_blank=False, compact=True, id="device"))
+            yield _field("GPUs", Input(placeholder="(one)  a count like 2, or ids like 0,1", compact=True,
+                                       id="gpus"))
+            yield Label("Overrides, one key=value per line (they win over the fields above):")
+            yield TextArea(id="overrides")
+            yield Static(id="verdict")
+            with Horizontal(classes="buttons"):
+                yield Button("Check", id="validate")
+                yield Button("Launch", variant="primary", id="launch")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#preset", Select).focus()
+
+    # ------------------------------------------------------------------------------ the form
+
+    def _value(self, widget_id: str) -> str:
+        widget = self.query_one(f"#{widget_id}")
+        value = widget.value if isinstance(widget, (Input, Select)) else ""
+        return "" if value is Select.NULL else str(value).strip()
+
+    def overrides(self) -> list[str]:
+        """The form as overrides in the order they apply: fields, then the free-form lines."""
+        out: list[str] = []
+        if self._value("dataset"):
+            out.append(f"data.name={self._value('dataset')}")
+        if self._value("n_tasks"):
+            out.append(f"scenario.n_tasks={self._value('n_tasks')}")
+        if self._value("increment"):
+            out.append(f"scenario.increment={self._value('increment')}")
+        out += METHODS.get(self._value("method"), [])
+        if self._value("device"):
+            out.append(f"train.device={self._value('device')}")
+        text = self.query_one("#overrides", TextArea).text
+        out += [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        return out
+
+    def gpus(self) -> int | list[int] | None:
+        """``2`` → 2 processes, ``0,1`` → those devices, blank → the launcher's default."""
+        text = self._value("gpus")
+        return launcher.parse_gpus(text) if text else None
+
+    def check(self) -> engine_config.Config | None:
+        """Validate the form; show the verdict; the config when it is valid."""
+        preset = self._value("preset")
+        try:
+            if not preset:
+                raise engine_config.ConfigError("Choose a preset.")
+            self.gpus()
+            cfg = engine_config.load(preset, self.overrides())
+        except engine_config.ConfigError as error:
+            self._verdict(False, str(error))
+            return None
+        self._verdict(True, f"{cfg.name}: {cfg.method} on {cfg.data.name}, {cfg.scenario.n_tasks} tasks, "
+                            f"{cfg.train.epochs} epochs, device {cfg.train.device}")
+        return cfg
+
+    def _verdict(self, ok: bool, text: str) -> None:
+        verdict = self.query_one("#verdict", Static)
+        verdict.update(Text.assemble(("✓ " if ok else "✗ ", "bold green" if ok else "bold red"), text))
+        verdict.set_class(not ok, "error")
+
+    # ------------------------------------------------------------------------------ actions
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_launch() if event.button.id == "launch" else self.action_validate()
+
+    def action_validate(self) -> None:
+        self.check()
+
+    def action_launch(self) -> None:
+        if self.check() is None:
+            return
+        preset, overrides, gpus = self._value("preset"), self.overrides(), self.gpus()
+        name = self._value("name") or None
+        self.query_one("#launch", Button).disabled = True  # one launch per press, however fast the keys
+        self.run_worker(lambda: self._start(preset, overrides, name, gpus), thread=True, group="launch")
+
+    def _start(self, preset: str, overrides: list[str], name: str | None, gpus) -> None:
+        """On a worker thread: create the run dir, start the engine, then show the run live."""
+        try:
+            handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus)
+            launcher.start(handle.run_dir)
+        except Exception as error:  # noqa: BLE001 - a failed launch is reported in the form
+            self.app.call_from_thread(self._launch_failed, str(error))
+            return
+        self.app.call_from_thread(self._open_live, handle.run_id, handle.run_dir)
+
+    def _open_live(self, run_id: str, run_dir) -> None:
+        self.app.switch_screen(LiveScreen(run_id, run_dir))  # back from it leads to the browser, not the form
+
+    def _launch_failed(self, text: str) -> None:
+        self._verdict(False, text)
+        self.query_one("#launch", Button).disabled = False

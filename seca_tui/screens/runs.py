@@ -1,0 +1,221 @@
+"""The runs browser (the app's first screen): every run in the store, filtered, sorted, ticked to compare.
+
+A store thread shows what the database holds at once (first paint), then ingests the run dirs and marks
+runs whose process vanished as lost, and repeats every few seconds or as soon as the filter changes.
+Edits (tags, notes, archive) and exports are jobs on the same thread, so the refresh after an edit sees it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Select, Static
+
+from seca_tui import export
+from seca_tui.messages import RunsLoaded
+from seca_tui.screens.compare import CompareScreen
+from seca_tui.screens.export import ExportScreen
+from seca_tui.screens.live import LiveScreen
+from seca_tui.screens.new_run import NewRunScreen
+from seca_tui.screens.notes import NotesScreen
+from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.store import STATUSES, Store
+from seca_tui.widgets.runs_table import COLUMNS, RunsTable
+
+REFRESH_SECONDS = 2.0
+ANY_STATUS = "any"
+
+
+class RunsScreen(Screen):
+    """Keys: enter opens a run, space ticks, c compares the ticked runs, n starts a new one."""
+
+    BINDINGS = [
+        Binding("n", "new_run", "New run"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export"),
+        Binding("t", "notes", "Tags/notes"),
+        Binding("a", "archive", "Archive"),
+        Binding("A", "toggle_archived", "Show archived"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse sort", show=False),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "Table", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.show_archived = False
+        self._query: tuple[str, str, bool] = ("", ANY_STATUS, False)  # read by the store thread
+        self._worker: StoreWorker | None = None
+        self._posted: list[dict] | None = None  # the last rows sent, to skip identical refreshes
+        self.loads = 0  # RunsLoaded messages handled (benchmarks and tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="filter-bar"):
+            yield Input(placeholder="filter: name, tag, note, method, dataset  (/)", id="search")
+            yield Select([("any status", ANY_STATUS)] + [(s, s) for s in STATUSES], value=ANY_STATUS,
+                         allow_blank=False, id="status")
+        yield RunsTable(id="runs")
+        yield Static(id="runs-summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(RunsTable).focus()
+        self._worker = StoreWorker(self, self.app.home, self._poll, REFRESH_SECONDS)
+        self._worker.start()
+
+    def on_unmount(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    # ------------------------------------------------------------------------------ store thread
+
+    def _poll(self, store: Store) -> None:
+        self._post(store)  # what the database knows now, before the slower ingest
+        if store.ingest_all() or store.mark_lost():
+            self._post(store)
+
+    def _post(self, store: Store) -> None:
+        search, status, archived = self._query
+        runs = store.runs(status=None if status == ANY_STATUS else status, include_archived=archived,
+                          search=search or None)
+        if runs != self._posted:
+            self._posted = runs
+            self.post_message(RunsLoaded(runs))
+
+    # ------------------------------------------------------------------------------ UI thread
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self.loads += 1
+        self.table.show(message.runs)
+        self._show_summary()
+
+    def on_runs_table_ticks_changed(self) -> None:
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        table = self.table
+        header = dict((key, name) for name, key in COLUMNS)[table.sort_key]
+        parts = [f"{len(table.runs)} run{'s' if len(table.runs) != 1 else ''}",
+                 f"{len(table.ticked)} ticked",
+                 f"sorted by {header} {'↓' if table.sort_reverse else '↑'}",
+                 "archived shown" if self.show_archived else "archived hidden"]
+        self.query_one("#runs-summary", Static).update("  ·  ".join(parts))
+
+    def _refilter(self) -> None:
+        status = self.query_one("#status", Select).value
+        self._query = (self.query_one("#search", Input).value.strip(), str(status), self.show_archived)
+        if self._worker is not None:
+            self._worker.wake()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "search":
+            self._refilter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "search":
+            self.table.focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "status":
+            self._refilter()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_run(event.row_key.value)
+
+    def current_run(self) -> dict | None:
+        run_id = self.table.current_run_id
+        return next((r for r in self.table.runs if r["run_id"] == run_id), None)
+
+    def selected_ids(self) -> list[str]:
+        """The ticked runs, else the one under the cursor."""
+        if self.table.ticked:
+            return sorted(self.table.ticked)
+        run = self.current_run()
+        return [run["run_id"]] if run else []
+
+    def open_run(self, run_id: str) -> None:
+        run = next((r for r in self.table.runs if r["run_id"] == run_id), {})
+        self.app.push_screen(LiveScreen(run_id, run.get("run_dir")))
+
+    # ------------------------------------------------------------------------------ actions
+
+    def action_new_run(self) -> None:
+        self.app.push_screen(NewRunScreen())
+
+    def action_compare(self) -> None:
+        ticked = sorted(self.table.ticked)
+        if len(ticked) < 2:
+            self.notify("Tick two or more runs with space, then press c.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(ticked))
+
+    def action_notes(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+
+        def save(result: tuple[list[str], str] | None) -> None:
+            if result is not None:
+                tags, notes = result
+                self._worker.submit(lambda store: (store.set_tags(run["run_id"], tags),
+                                                   store.set_notes(run["run_id"], notes)))
+
+        self.app.push_screen(NotesScreen(run.get("name") or run["run_id"], run.get("tags") or [],
+                                         run.get("notes") or ""), save)
+
+    def action_archive(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        archived = not run.get("archived")
+        self._worker.submit(lambda store: store.set_archived(run["run_id"], archived))
+        hint = "" if self.show_archived or not archived else " (A shows archived runs)"
+        self.notify(f"{'Archived' if archived else 'Unarchived'} {run.get('name') or run['run_id']}{hint}.")
+
+    def action_toggle_archived(self) -> None:
+        self.show_archived = not self.show_archived
+        self._refilter()
+        self._show_summary()
+
+    def action_export(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            self.notify("No runs to export.", severity="warning")
+            return
+
+        def write(result: tuple[Path, str] | None) -> None:
+            if result is None:
+                return
+            path, table = result
+
+            def job(store: Store) -> None:
+                columns, rows = export.table_rows(store, ids, table)
+                with open(path, "w", newline="", encoding="utf-8") as out:
+                    count = export.write_csv(out, columns, rows)
+                self.app.call_from_thread(self.notify, f"Wrote {count} {table} rows of {len(ids)} run(s) to {path}.")
+
+            self._worker.submit(job)
+
+        self.app.push_screen(ExportScreen(len(ids), Path.cwd() / "seca-runs.csv"), write)
+
+    def action_cycle_sort(self) -> None:
+        self.table.cycle_sort()
+        self._show_summary()
+
+    def action_reverse_sort(self) -> None:
+        self.table.sort_by(self.table.sort_key, not self.table.sort_reverse)
+        self._show_summary()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
