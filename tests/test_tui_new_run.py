@@ -1,0 +1,104 @@
+"""The new run form: validation with the engine's config loader, ablations as overrides, launch (Pilot)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from seca_tui import launcher
+from seca_tui.app import SecaApp
+from seca_tui.screens.live import LiveScreen
+from seca_tui.screens.new_run import NewRunScreen, preset_choices
+from seca_tui.widgets.heatmap import Heatmap
+from tests.test_tui_fixtures import append_events, run_app, run_events, wait_for
+
+
+async def open_form(pilot, app: SecaApp) -> NewRunScreen:
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the form")
+    return app.screen
+
+
+def verdict(screen: NewRunScreen) -> str:
+    return str(screen.query_one("#verdict").content)
+
+
+def test_demo_preset_comes_first():
+    assert preset_choices()[0] == "demo"
+
+
+def test_config_errors_show_inline(home):
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = await open_form(pilot, app)
+            form.query_one("#preset").value = "tiny"
+            form.query_one("#overrides").focus()
+            await pilot.press(*"trian.epochs=3", "ctrl+t")
+            assert "Unknown config key 'trian.epochs'; did you mean 'train.epochs'?" in verdict(form)
+            assert form.query_one("#verdict").has_class("error")
+
+            form.query_one("#overrides").text = "train.epochs=-1"
+            await pilot.press("ctrl+t")
+            assert "'train.epochs' has value -1, but it must be at least 0" in verdict(form)
+
+            form.query_one("#overrides").text = ""
+            form.query_one("#gpus").value = "0,x"
+            await pilot.press("ctrl+s")  # launch refuses an invalid form
+            assert "--gpus takes a count" in verdict(form) and isinstance(app.screen, NewRunScreen)
+
+            form.query_one("#gpus").value = ""
+            form.query_one("#n_tasks").value = "2"
+            form.query_one("#method").value = "seca w/o SE-VPR"
+            await pilot.press("ctrl+t")
+            assert not form.query_one("#verdict").has_class("error")
+            assert "seca on shapes-r, 2 tasks" in verdict(form)
+            assert form.overrides() == ["scenario.n_tasks=2", "method=seca", "seca.classifier=text"]
+
+    run_app(scenario)
+
+
+def test_launch_opens_the_live_screen(home, monkeypatch):
+    """The form creates the run dir through the launcher; a stand-in engine writes the events."""
+    def start(run_dir, resume=False, store=None, command=None):
+        cfg = launcher.config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        append_events(run_dir, run_events(run_dir.name, cfg))
+        return 0
+
+    monkeypatch.setattr(launcher, "start", start)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            form = await open_form(pilot, app)
+            form.query_one("#preset").value = "tiny"
+            form.query_one("#name").value = "my run"
+            form.query_one("#method").value = "seca w/o SG-AKT"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), what="the live screen")
+            live = app.screen
+            matrix = live.query_one("#matrix", Heatmap)
+            await wait_for(pilot, lambda: len(matrix.cells) == 3, what="the matrix")
+            config = yaml.safe_load((home / "runs" / live.run_id / "config.yaml").read_text())
+            assert config["name"] == "my run" and config["seca"]["kd"] == "none"
+            await pilot.press("escape")  # back to the browser, not the form
+            await wait_for(pilot, lambda: app.browser.table.row_count == 1, what="the new run in the table")
+
+    run_app(scenario)
+
+
+@pytest.mark.slow
+def test_real_engine_run_through_the_tui(home):
+    """`tiny` preset, real engine process: the live screen follows it to the end."""
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            form = await open_form(pilot, app)
+            form.query_one("#preset").value = "tiny"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), what="the live screen")
+            live = app.screen
+            await wait_for(pilot, lambda: live.run.get("status") == "finished", timeout=300, what="the run's end")
+            await wait_for(pilot, lambda: len(live.query_one("#matrix", Heatmap).cells) == 3, what="the matrix")
+            assert live.query_one("#relevance-map", Heatmap).row_labels
+
+    run_app(scenario)

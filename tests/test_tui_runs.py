@@ -1,0 +1,144 @@
+"""The runs browser: rows and numbers, filter, sort, tags/notes, archive, export, palette (Pilot)."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from seca_tui.app import SecaApp
+from seca_tui.screens.live import LiveScreen
+from seca_tui.screens.new_run import NewRunScreen
+from seca_tui.store import Store
+from tests.test_tui_fixtures import ingest, make_run, run_app, wait_for
+
+
+@pytest.fixture
+def three_runs(home):
+    """alpha (seca), beta (hpeft, 10 points lower), gamma (archived-to-be zeroshot), oldest first."""
+    make_run(home, "r-alpha", name="alpha", created=1000.0)
+    make_run(home, "r-beta", name="beta", method="hpeft", offset=-10.0, created=2000.0)
+    make_run(home, "r-gamma", name="gamma", method="zeroshot", offset=-20.0, created=3000.0)
+    ingest(home)
+    return home
+
+
+def rows(app: SecaApp) -> list[list[str]]:
+    table = app.browser.table
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def names(app: SecaApp) -> list[str]:
+    return [row[1] for row in rows(app)]
+
+
+def test_browser_lists_runs_with_their_numbers(three_runs):
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            assert names(app) == ["gamma", "beta", "alpha"]  # newest first
+            alpha = rows(app)[2]
+            # Last = A_2 = mean(80, 84, 88) = 84.0; Avg = mean(90, 87, 84) = 87.0; forgetting = 7.5
+            assert alpha[2:] == ["finished", "seca", "shapes-r", "3", "84.0", "87.0", "7.5", alpha[-1]]
+            assert rows(app)[1][6] == "74.0"
+            assert "3 runs" in str(app.screen.query_one("#runs-summary").render())
+
+    run_app(scenario)
+
+
+def test_filter_by_text_and_status(three_runs):
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            await pilot.press("slash", *"hpeft")
+            await wait_for(pilot, lambda: names(app) == ["beta"], what="the filter to keep beta")
+            await pilot.press(*["backspace"] * 5)
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="the filter to clear")
+            app.browser.query_one("#status").value = "running"
+            await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="no running runs")
+
+    run_app(scenario)
+
+
+def test_sort_by_key_and_by_header(three_runs):
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            table = app.browser.table
+            while table.sort_key != "last":
+                await pilot.press("o")
+            assert names(app) == ["alpha", "beta", "gamma"]  # best Last first
+            await pilot.press("O")
+            assert names(app) == ["gamma", "beta", "alpha"]
+            await pilot.click("#runs", offset=(4, 0))  # the name header: alphabetical
+            assert table.sort_key == "name" and names(app) == ["alpha", "beta", "gamma"]
+
+    run_app(scenario)
+
+
+def test_tags_notes_and_archive(three_runs):
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            await pilot.press("t")  # on gamma, the first row
+            await pilot.press(*"baseline, cifar", "enter", *"first try", "ctrl+s")
+            store = Store.open(three_runs)
+            await wait_for(pilot, lambda: store.run("r-gamma")["notes"] == "first try", what="notes saved")
+            assert store.run("r-gamma")["tags"] == ["baseline", "cifar"]
+            await pilot.press("slash", *"baseline", "enter")  # tags are searchable
+            await wait_for(pilot, lambda: names(app) == ["gamma"], what="search by tag")
+            await pilot.press("escape", "slash", "ctrl+u", "enter")  # clear the filter again
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="all rows")
+
+            await pilot.press("a")  # archive gamma: hidden by default
+            await wait_for(pilot, lambda: names(app) == ["beta", "alpha"], what="gamma hidden")
+            await pilot.press("A")
+            await wait_for(pilot, lambda: "gamma (archived)" in names(app), what="archived shown")
+
+    run_app(scenario)
+
+
+def test_export_ticked_runs_to_csv(three_runs, tmp_path):
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            await pilot.press("space", "down", "space", "e")
+            await pilot.press("ctrl+u", *str(tmp_path / "out.csv"), "enter")
+            await wait_for(pilot, lambda: (tmp_path / "out.csv").exists(), what="the CSV file")
+        with open(tmp_path / "out.csv") as f:
+            table = list(csv.DictReader(f))
+        assert {r["run_id"] for r in table} == {"r-gamma", "r-beta"}
+        assert len(table) == 6 and table[0].keys() >= {"task", "acc", "forgetting"}
+
+    run_app(scenario)
+
+
+def test_keyboard_only_at_80x24(three_runs):
+    """Every screen is reachable and left by keys alone on a small terminal."""
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+            await pilot.press("down", "enter")
+            assert isinstance(app.screen, LiveScreen) and app.screen.run_id == "r-beta"
+            for key, tab in zip("2345", ("relevance", "affinity", "losses", "log")):
+                await pilot.press(key)
+                assert app.screen.query_one("#panels").active == tab
+            await pilot.press("escape", "n")
+            assert isinstance(app.screen, NewRunScreen)
+            await pilot.press("escape")
+            await pilot.press("ctrl+p", *"new run")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), what="palette: new run")
+            await pilot.press("escape", "ctrl+p", *"open run alpha")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.run_id == "r-alpha",
+                           what="palette: open run")
+
+    run_app(scenario)

@@ -1,0 +1,65 @@
+"""The TUI's pure parts: heatmap blocks and colours, bars, the chart's point budget, the live model."""
+from __future__ import annotations
+
+from seca_tui.screens.live import forgetting_per_task
+from seca_tui.screens.live_model import LiveModel
+from seca_tui.widgets.bar_list import bar
+from seca_tui.widgets.heatmap import colour, downsample
+from seca_tui.widgets.line_chart import thin
+
+
+def test_downsample_averages_blocks_and_names_their_ranges():
+    values = [[float(r * 10 + c) for c in range(10)] for r in range(10)]
+    rows, cols, grid = downsample([f"r{i}" for i in range(10)], [f"c{i}" for i in range(10)], values, limit=4)
+    assert rows == ["0–2", "3–5", "6–8", "r9"] and cols[-1] == "c9"
+    assert grid[0][0] == sum(r * 10 + c for r in range(3) for c in range(3)) / 9
+    assert grid[3][3] == 99.0
+
+
+def test_downsample_keeps_small_ragged_matrices():
+    rows, cols, grid = downsample(["a", "b"], ["x", "y"], [[1.0], [2.0, None]], limit=40)
+    assert (rows, cols, grid) == (["a", "b"], ["x", "y"], [[1.0, None], [2.0, None]])
+
+
+def test_colour_map_ends_and_clamps():
+    assert colour(0.0) == (68, 1, 84) and colour(1.0) == (253, 231, 37)
+    assert colour(-3) == colour(0.0) and colour(7) == colour(1.0)
+
+
+def test_bar_resolution_is_an_eighth_of_a_cell():
+    assert bar(0.5, 4) == "██  "
+    assert bar(1 / 32, 4) == "▏   "
+    assert bar(2.0, 3) == "███"
+
+
+def test_thin_keeps_the_budget_and_the_mean():
+    xs = list(range(1000))
+    px, py = thin(xs, [2.0] * 1000, 100)
+    assert len(px) == 100 and set(py) == {2.0} and px[0] == 4.5
+    assert thin([1, 2], [3, 4], 10) == ([1, 2], [3, 4])
+
+
+def test_forgetting_per_task_uses_the_newest_row():
+    matrix = [[90.0, None, None], [85.0, 89.0, None], [None, None, None]]
+    assert forgetting_per_task(matrix) == [("T0", 5.0)]
+    assert forgetting_per_task([[None]]) == []
+
+
+def test_live_model_progress_eta_and_losses():
+    model = LiveModel()
+    model.apply([
+        {"seq": 0, "ts": 0.0, "type": "run_started", "config": {"train": {"epochs": 2}}, "tasks": [[0], [1], [2]]},
+        {"seq": 1, "ts": 10.0, "type": "task_started", "task": 0},
+        {"seq": 2, "ts": 20.0, "type": "step", "task": 0, "epoch": 0, "step": 1, "steps_total": 4,
+         "losses": {"ce": 1.0}, "ips": 50.0},
+    ])
+    assert (model.status, model.n_tasks, model.epochs, model.task) == ("running", 3, 2, 0)
+    assert model.eta() == 40.0 * (0.75 + 2)  # a quarter of task 0 took 10 s
+    model.apply([{"seq": 2, "type": "step"}])  # already seen: ignored
+    model.apply([{"seq": 3, "ts": 30.0, "type": "step", "task": 0, "epoch": 1, "step": 3, "steps_total": 4,
+                  "losses": {"ce": 0.5, "kd": 0.2}}])
+    assert model.loss_series() == {"ce": ([0.25, 0.75], [1.0, 0.5]), "kd": ([0.75], [0.2])}
+    model.apply([{"seq": 4, "type": "task_finished", "task": 0, "seconds": 60.0},
+                 {"seq": 5, "type": "run_stopped", "after_task": 0}])
+    assert model.status == "stopped" and model.eta() is None
+    assert model.take_changes() >= {"header", "losses"} and model.take_changes() == set()
