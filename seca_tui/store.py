@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -121,7 +122,11 @@ def filesystem_type(path: Path, mounts: str | None = None) -> str:
 
 
 def journal_mode(path: Path, mounts: str | None = None) -> str:
-    """``wal`` on local disks; ``delete`` on network filesystems, where WAL's shared memory breaks."""
+    """``wal`` on local disks; ``delete`` on network filesystems, where WAL's shared memory breaks.
+    ``SECA_TUI_JOURNAL=wal|delete`` overrides the guess (a filesystem /proc/mounts misnames)."""
+    forced = os.environ.get("SECA_TUI_JOURNAL", "").lower()
+    if forced in ("wal", "delete"):
+        return forced
     kind = filesystem_type(path, mounts)
     return "delete" if kind in NETWORK_FS or kind.startswith("fuse.") else "wal"
 
