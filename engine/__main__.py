@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
+    rank = int(os.environ.get("RANK", 0))  # torchrun: one process per GPU, rank 0 writes the run's files
+    if not args.resume and rank == 0:
         tmp = saved.with_suffix(".yaml.tmp")
         tmp.write_text(dump(cfg))
         os.replace(tmp, saved)
     if not args.log_to_stderr:
-        log = open(run_dir / "engine.log", "a", buffering=1)
+        log = open(run_dir / ("engine.log" if rank == 0 else f"engine.rank{rank}.log"), "a", buffering=1)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
