@@ -41,7 +41,7 @@ class DataConfig:
     train_per_class: int = _range(0, 0)  # 0 = all; a cap for reduced-size runs
     test_per_class: int = _range(0, 0)
     bad_images: str = _choice("skip", "stop", default="skip")
-    workers: int = _range(0, 0, 64)
+    workers: int = _range(0, 0, 64)  # image-decoding threads (0 = min(8, CPU count))
 
 
 @dataclass

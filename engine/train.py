@@ -23,7 +23,7 @@ import torch
 
 from engine import checkpoint, distributed, metrics
 from engine.config import Config, ConfigError, to_dict
-from engine.data.loader import TaskDataset, make_loader
+from engine.data.loader import Preprocess, TaskImages, batches, decode
 from engine.data.registry import load_source
 from engine.data.scenario import TaskPlan, build_plan
 from engine.events import EventWriter, Heartbeat, NullEvents
@@ -88,15 +88,25 @@ class Trainer:
         self.clip = load_clip(cfg.model, self.device)
         self.clip_digest = clip_digest(self.clip.model)
         self.learner = build_learner(cfg, self.clip, self.plan, self.device, d)
+        self.preprocess = Preprocess(self.clip.preprocess)
+        self.test_cache: dict[int, TaskImages] = {}
         # bf16 autocast on GPU (the method's setting); exact fp32 on CPU so runs are reproducible
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" else nullcontext
 
     # ------------------------------------------------------------------------------------ data
 
-    def dataset(self, split, labels: list[int]) -> TaskDataset:
+    def images(self, split, labels: list[int]) -> TaskImages:
+        """The decoded images of the classes ``labels`` (remapped labels) in ``split``."""
         wanted = set(labels)
         label_of = {c: k for k, c in enumerate(self.plan.order) if k in wanted}
-        return TaskDataset(split, label_of, self.clip.preprocess, skip_bad=self.cfg.data.bad_images == "skip")
+        return decode(split, label_of, self.preprocess, self.cfg.data.bad_images == "skip", self.warn_once,
+                      self.device, self.cfg.data.workers)
+
+    def test_images(self, task: int) -> TaskImages:
+        """Test images of a task, decoded once per run: every later task evaluates them again."""
+        if task not in self.test_cache:
+            self.test_cache[task] = self.images(self.source.test, self.plan.tasks[task])
+        return self.test_cache[task]
 
     # ------------------------------------------------------------------------------------ run
 
@@ -151,7 +161,7 @@ class Trainer:
             t0 = time.time()
             self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
             torch.manual_seed(self.cfg.train.seed * 1000 + task)  # per task, so a resumed run matches
-            train_set = self.dataset(self.source.train, self.plan.tasks[task])
+            train_set = self.images(self.source.train, self.plan.tasks[task])
             self.learner.begin_task(task, self.feature_loader(train_set))
             if self.learner.trains and self.cfg.train.epochs:
                 self.train_task(task, train_set)
@@ -172,12 +182,11 @@ class Trainer:
             raise RuntimeError("CLIP's frozen weights changed during training.")
         self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n), clip_sha256=self.clip_digest)
 
-    def feature_loader(self, dataset: TaskDataset, sharded: bool = False):
+    def feature_loader(self, data: TaskImages, sharded: bool = False):
         """Ordered batches; ``sharded``: this rank's part only (evaluation). The learner's feature
         passes see every image on every rank, so prototypes and caches agree without a gather."""
         rank, world = (self.dist.rank, self.dist.world) if sharded else (0, 1)
-        return make_loader(dataset, self.cfg.train.eval_batch_size, False, 0, self.cfg.data.workers,
-                           self.device, self.warn_once, rank, world)
+        return batches(data, self.preprocess, self.cfg.train.eval_batch_size, False, 0, rank, world)
 
     def warn_once(self, message: str) -> None:
         """A skipped image is named once per run in the events, however many epochs meet it."""
@@ -185,11 +194,11 @@ class Trainer:
             self.warned.add(message)
             self.events.emit("log", level="warning", message=f"skipped: {message}")
 
-    def train_task(self, task: int, train_set: TaskDataset) -> None:
+    def train_task(self, task: int, train_set: TaskImages) -> None:
         cfg = self.cfg.train
         # train.batch_size is the global batch: each rank takes its part of every global batch
-        loader = make_loader(train_set, cfg.batch_size, True, cfg.seed * 1000 + task, self.cfg.data.workers,
-                             self.device, self.warn_once, self.dist.rank, self.dist.world)
+        loader = batches(train_set, self.preprocess, cfg.batch_size, True, cfg.seed * 1000 + task,
+                         self.dist.rank, self.dist.world)
         optimizer = torch.optim.Adam(self.learner.param_groups(cfg), weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.milestones, cfg.gamma)
         model = self.learner.data_parallel()
@@ -225,7 +234,7 @@ class Trainer:
         self.learner.begin_eval(task)
         accs, counts = [], []
         for i in range(task + 1):
-            test_set = self.dataset(self.source.test, self.plan.tasks[i])
+            test_set = self.test_images(i)
             tally = torch.zeros(2, dtype=torch.long, device=self.device)  # correct, total; no sync per batch
             for images, labels, _ in self.feature_loader(test_set, sharded=True):
                 with self.autocast():
