@@ -112,13 +112,15 @@ class Eta:
         return (now - t0) * (1.0 - fraction) / (fraction - f0)
 
 
-def follow(store: Store, run_id: str, out: TextIO = sys.stdout, poll: float = POLL_S,
+def follow(store: Store, run_id: str, out: TextIO | None = None, poll: float | None = None,
            sleep: Callable[[float], None] = time.sleep) -> dict:
     """Show a run's progress until it is no longer queued or running; returns the final run.
 
     On a terminal the progress line redraws in place; otherwise only the permanent lines are
     written, so a log file gets one line per task, not one per poll.
     """
+    out = out or sys.stdout  # looked up now: a test runner or a redirect may have replaced it
+    poll = POLL_S if poll is None else poll
     run = store.run(run_id)
     state, eta, seq = Progress.of(run), Eta(), -1
     tty = out.isatty()

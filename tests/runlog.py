@@ -8,6 +8,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from seca_tui import metrics
+
 CONFIG = {"name": "hand", "method": "seca", "data": {"name": "shapes-r"}, "scenario": {"n_tasks": 3},
           "train": {"epochs": 2, "lr": 0.001}}
 
@@ -37,7 +39,7 @@ def run_events(matrix: list[list[float]], counts: list[int], config: dict = CONF
                                   "utility": [1.0] * (t + 1)}))
         out.append(("task_finished", {"task": t, "seconds": 1.5 + t}))
     if finish:
-        out.append(("run_finished", {"last": accs[-1], "avg": sum(accs) / len(accs), "forgetting": None, "bwt": None}))
+        out.append(("run_finished", metrics.summary(matrix, accs)))
     return out
 
 

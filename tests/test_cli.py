@@ -1,0 +1,232 @@
+"""The seca-tui command: every command's --help, JSON shapes, one-sentence errors, the detach
+contract, Ctrl-C while following, a fast torch-free start, and (slow) the real engine end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seca_tui import launcher, progress
+from seca_tui.cli import app
+from seca_tui.store import RUN_COLUMNS, Store
+from tests.engine_runs import events, wait_for
+from tests.runlog import CONFIG, fake_engine, run_events, write_run
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ["run", "attach", "stop", "resume", "runs", "show", "compare", "export", "presets", "data", "data check"]
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def one_sentence_error(result, *fragments: str) -> None:
+    """Exit code ≠ 0, one line on stderr naming ``fragments``, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@pytest.fixture
+def hand_runs(home) -> Store:
+    """Two finished runs written by hand: 'a' (seca) and 'b' (hpeft, lr 0.01)."""
+    store = Store.open(home)
+    write_run(store.runs_dir, "20261128-100000-aaaa", run_events([[80.0], [60.0, 90.0]], [10, 10]))
+    write_run(store.runs_dir, "20261128-110000-bbbb", run_events(
+        [[70.0], [65.0, 75.0]], [10, 10], config={**CONFIG, "method": "hpeft", "train": {"epochs": 2, "lr": 0.01}}))
+    return store
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """`run`/`resume` start a fake engine (seconds, no torch) through the launcher's real path."""
+    monkeypatch.setattr(launcher, "engine_command", fake_engine(tmp_path, seconds=0.3))
+    monkeypatch.setattr(progress, "POLL_S", 0.05)
+
+
+# ----------------------------------------------------------------------------------------- start-up
+
+
+def test_cli_import_is_torch_free_and_help_is_fast():
+    check = "import sys, seca_tui.cli; assert 'torch' not in sys.modules and 'open_clip' not in sys.modules"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", check], check=True, env=env)
+    t0 = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "seca_tui", "--help"], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    assert result.returncode == 0 and "seca-tui" in result.stdout and "export" in result.stdout
+    assert seconds < 5, f"--help took {seconds:.1f} s"  # ~0.8 s here; torch alone would take longer
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, home):
+    result = cli(*command.split(), "--help")
+    assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_presets_lists_names_and_descriptions(home):
+    result = cli("presets")
+    assert result.exit_code == 0
+    assert any(line.startswith("tiny") and "Smoke run" in line for line in result.stdout.splitlines())
+
+
+# ----------------------------------------------------------------------------------------- mistakes
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "tinny"], ["No preset named 'tinny'", "did you mean 'tiny'"]),
+    (["run", "tiny", "--set", "train.epoch=3"], ["'train.epoch'", "did you mean 'train.epochs'"]),
+    (["run", "tiny", "--set", "train.epochs=many"], ["train.epochs", "an integer"]),
+    (["run", "tiny", "--gpus", "0,0"], ["--gpus"]),
+    (["run", "missing.yaml"], ["missing.yaml", "does not exist"]),
+    (["show", "nope"], ["No run matches 'nope'"]),
+    (["attach", "nope"], ["No run matches 'nope'"]),
+    (["stop", "nope"], ["No run matches 'nope'"]),
+    (["resume", "nope"], ["No run matches 'nope'"]),
+    (["compare", "nope", "other"], ["No run matches 'nope'"]),
+    (["runs", "--status", "done"], ["--status must be one of"]),
+])
+def test_user_mistakes_are_one_sentence(home, args, fragments):
+    one_sentence_error(cli(*args), *fragments)
+
+
+def test_missing_dataset_prints_the_expected_layout(home):
+    result = cli("data", "check", "folder", "--set", "data.root=/no/such/folder")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: The image folder dataset was not found at /no/such/folder.")
+    assert "train/<class>/" in result.stderr  # the layout it expects, after the sentence
+
+
+def test_refusals_on_finished_runs(hand_runs):
+    one_sentence_error(cli("stop", "20261128-10"), "is finished, so there is nothing to stop")
+    one_sentence_error(cli("resume", "20261128-10"), "is finished; there is nothing left to run")
+    one_sentence_error(cli("compare", "20261128-10", "20261128-100000-aaaa"), "at least two different runs")
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+def test_runs_and_show_json_keys_match_the_all_columns(hand_runs):
+    listed = json.loads(cli("runs", "--json").stdout)
+    assert [r["run_id"] for r in listed] == ["20261128-110000-bbbb", "20261128-100000-aaaa"]
+    for record in listed:
+        assert list(record)[: len(RUN_COLUMNS)] == RUN_COLUMNS
+        assert all(k.startswith("config.") for k in list(record)[len(RUN_COLUMNS):])
+    csv_header = cli("export", "--all", "--csv", "-").stdout.splitlines()[0].split(",")
+    assert set(csv_header) == {k for r in listed for k in r}
+
+    shown = json.loads(cli("show", "20261128-10", "--json").stdout)  # a unique id prefix
+    assert shown == {**listed[1], "matrix": [[80.0, None], [60.0, 90.0]]}
+    assert json.loads(cli("runs", "--status", "running", "--json").stdout) == []
+
+
+def test_people_tables(hand_runs):
+    runs = cli("runs").stdout
+    assert "20261128-100000-aaaa" in runs and "hpeft" in runs and "finished" in runs
+    shown = cli("show", "20261128-10").stdout
+    assert "Forgetting 20.00" in shown and "BWT -20.00" in shown and "accuracy matrix" in shown
+    compared = cli("compare", "20261128-10", "20261128-11").stdout
+    assert "A_2" in compared and "train.lr" in compared and "method" in compared
+    data = json.loads(cli("compare", "20261128-10", "20261128-11", "--json").stdout)
+    assert data["config_diff"] == {"config.method": ["seca", "hpeft"], "config.train.lr": [0.001, 0.01]}
+    assert data["acc"]["20261128-100000-aaaa"] == [80.0, 75.0]
+
+
+def test_home_option_overrides_the_environment(hand_runs, tmp_path):
+    other = tmp_path / "other-home"
+    result = cli("--home", str(other), "runs", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert (other / "runs.db").exists()
+
+
+def test_damaged_lines_are_warned_about_not_fatal(hand_runs):
+    with open(hand_runs.runs_dir / "20261128-100000-aaaa" / "events.jsonl", "a") as f:
+        f.write("not json\n")
+    result = cli("runs")
+    assert result.exit_code == 0 and "line(s) " in result.stderr and "were skipped" in result.stderr
+
+
+# ----------------------------------------------------------------------------------------- run & follow
+
+
+def test_run_detach_prints_the_run_id_last(home, fake):
+    result = cli("run", "tiny", "--name", "quick", "--gpus", "2", "--detach")
+    assert result.exit_code == 0, result.output
+    run_id = result.stdout.splitlines()[-1]
+    store = Store.open(home)
+    assert store.resolve("quick") == run_id
+    assert json.loads((store.runs_dir / run_id / "launch.json").read_text())["gpus"] == 2
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) is not None and store.run(run_id)["status"] == "finished")
+
+
+def test_run_follows_to_the_end_and_prints_metrics(home, fake):
+    result = cli("run", "tiny")
+    assert result.exit_code == 0, result.output
+    assert "after task 1/2: A_t 50.00%" in result.stdout
+    assert "Last 50.00" in result.stdout and result.stdout.rstrip().endswith("finished.")
+
+
+def test_ctrl_c_without_a_terminal_leaves_the_run_running(home, fake, monkeypatch):
+    monkeypatch.setattr(launcher, "engine_command", fake_engine(home.parent, seconds=30))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(progress, "follow", interrupted)
+    result = cli("run", "tiny")
+    assert result.exit_code == 0 and "keeps running" in result.stdout
+    store = Store.open(home)
+    run_id = store.runs()[0]["run_id"]
+    # Up and beating (a SIGTERM before the engine's handler is installed would simply kill it).
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) and store.run(run_id)["heartbeat_ts"])
+    assert store.run(run_id)["status"] == "running"
+    assert cli("stop", run_id).exit_code == 0
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) is not None and store.run(run_id)["status"] == "stopped")
+
+
+def test_attach_to_a_finished_run_prints_its_story(hand_runs):
+    result = cli("attach", "20261128-10")
+    assert result.exit_code == 0
+    assert "after task 2/2: A_t 75.00%" in result.stdout and "Forgetting 20.00" in result.stdout
+
+
+def test_stop_then_resume_through_the_cli(home, fake, monkeypatch):
+    monkeypatch.setattr(launcher, "engine_command", fake_engine(home.parent, seconds=30))
+    run_id = cli("run", "tiny", "--detach").stdout.splitlines()[-1]
+    store = Store.open(home)
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) and store.run(run_id)["heartbeat_ts"])
+    assert "Asked run" in cli("stop", run_id[:17]).stdout
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) is not None and store.run(run_id)["status"] == "stopped")
+    monkeypatch.setattr(launcher, "engine_command", fake_engine(home.parent, seconds=0.2))
+    result = cli("resume", run_id, "--detach")
+    assert result.exit_code == 0 and result.stdout.splitlines()[-1] == run_id
+    wait_for(lambda: store.ingest(store.runs_dir / run_id) is not None and store.run(run_id)["status"] == "finished")
+
+
+# ----------------------------------------------------------------------------------------- the real engine
+
+
+@pytest.mark.slow
+def test_real_engine_run_show_and_export(home, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "seca_tui", "run", "tiny", "--name", "e2e"],
+                          env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "after task 3/3" in done.stdout and "finished." in done.stdout
+    shown = json.loads(subprocess.run([sys.executable, "-m", "seca_tui", "show", "e2e", "--json"], env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    final = [e for e in events(Path(home) / "runs" / shown["run_id"]) if e["type"] == "run_finished"][0]
+    for key in ("last", "avg", "forgetting", "bwt"):
+        assert shown[key] == pytest.approx(final[key])
+    assert len(shown["matrix"]) == 3 and shown["config.model.name"] == "seca-tiny"
+    csv_path = tmp_path / "steps.csv"
+    subprocess.run([sys.executable, "-m", "seca_tui", "export", "e2e", "--csv", str(csv_path), "--table", "steps"],
+                   env=env, check=True)
+    assert "total" in csv_path.read_text().splitlines()[0]
