@@ -118,7 +118,8 @@ def start(run_dir: str | Path, resume: bool = False, store: Store | None = None,
     launch = _read_launch(run_dir)
     launch.update({"pid": proc.pid, "host": HOST, "argv": argv, "python": sys.executable, "started": time.time()})
     _write_launch(run_dir, launch)
-    store.register(run_dir, status="running", pid=proc.pid, host=HOST, finished=None, error=None)
+    store.register(run_dir, status="running", pid=proc.pid, host=HOST, finished=None, error=None,
+                   stop_requested=None)
     return proc.pid
 
 
@@ -139,6 +140,7 @@ def stop(run_id: str, store: Store | None = None) -> None:
     if not alive:
         store.mark_lost()
         raise ConfigError(f"Run {run_id} has no live process any more; it is marked lost.")
+    store.update_run(run_id, stop_requested=time.time())
     os.kill(run["pid"], signal.SIGTERM)
 
 

@@ -2,6 +2,7 @@
 events the store ingests, plus a permanent line per finished task, warning or error."""
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -133,8 +134,9 @@ def follow(store: Store, run_id: str, out: TextIO | None = None, poll: float | N
             if kept:
                 out.write(("\r\033[K" if tty else "") + kept + "\n")
         run = store.run(run_id)
-        if tty:
-            out.write("\r\033[K" + state.line(eta(state.fraction(), time.time())))
+        if tty:  # cut to the width: a wrapped line would not be redrawn in place
+            width = shutil.get_terminal_size().columns - 1
+            out.write("\r\033[K" + state.line(eta(state.fraction(), time.time()))[:width])
         out.flush()
         if run["status"] not in ACTIVE:
             if tty:

@@ -95,8 +95,14 @@ def _v1(db: Database) -> None:
     """)
 
 
+def _v2(db: Database) -> None:
+    # When the launcher sent SIGTERM: a process gone without a final event after that has stopped
+    # (it may have died before installing its handler), it is not lost.
+    db.execute("ALTER TABLE runs ADD COLUMN stop_requested REAL")
+
+
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
-MIGRATIONS = [_v1]
+MIGRATIONS = [_v1, _v2]
 
 
 # ----------------------------------------------------------------------------------------- journal
@@ -286,7 +292,7 @@ class Store:
 
         On this host the pid decides; on another host (a shared home) a heartbeat older than
         ``stale_after`` seconds does. A run is ingested once more first: a process that wrote its
-        final event and exited is finished, not lost.
+        final event and exited is finished, not lost. One that was asked to stop is ``stopped``.
         """
         lost = []
         now = time.time()
@@ -298,13 +304,15 @@ class Store:
             if alive:
                 continue
             self.ingest(run["run_dir"])
+            status, error = ("stopped", None) if run["stop_requested"] else ("lost", _last_log_line(Path(run["run_dir"])))
             with self._write() as db:
                 changed = db.execute(
-                    "UPDATE runs SET status = 'lost', error = coalesce(error, ?) "
+                    # its last sign of life is the best guess of when it ended
+                    "UPDATE runs SET status = ?, error = coalesce(error, ?), finished = coalesce(finished, heartbeat_ts) "
                     "WHERE run_id = ? AND status = 'running'",
-                    [_last_log_line(Path(run["run_dir"])), run["run_id"]],
+                    [status, error, run["run_id"]],
                 ).rowcount
-            if changed:
+            if changed and status == "lost":
                 lost.append(run["run_id"])
         return lost
 

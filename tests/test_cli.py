@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -189,6 +191,45 @@ def test_ctrl_c_without_a_terminal_leaves_the_run_running(home, fake, monkeypatc
     assert store.run(run_id)["status"] == "running"
     assert cli("stop", run_id).exit_code == 0
     wait_for(lambda: store.ingest(store.runs_dir / run_id) is not None and store.run(run_id)["status"] == "stopped")
+
+
+CTRL_C_RUN = """
+import sys
+from pathlib import Path
+from seca_tui import cli, launcher
+from tests.runlog import fake_engine
+launcher.engine_command = fake_engine(Path(sys.argv[1]), seconds=60)
+sys.argv = ["seca-tui", "run", "tiny"]
+cli.main()
+"""
+
+
+def test_ctrl_c_on_a_terminal_asks_then_stops_the_run(home, tmp_path):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: seca-tui on a terminal, with the fake engine
+        os.execve(sys.executable, [sys.executable, "-c", CTRL_C_RUN, str(tmp_path)],
+                  dict(os.environ, PYTHONPATH=str(REPO)))
+    seen = b""
+
+    def read_until(text: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.time() + timeout
+        while text not in seen and time.time() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+        assert text in seen, seen.decode(errors="replace")
+
+    read_until(b"task 1/2")  # the fake engine's own plan: it is up and handles SIGTERM
+    os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group, not the engine's session
+    read_until(b"leave it running (l)? ")
+    os.write(fd, b"s\n")
+    read_until(b"stopped.")
+    assert os.waitpid(pid, 0)[1] == 0
+    assert b"Stopping after the current step" in seen and b"stopped after task 0" in seen
+    os.close(fd)
 
 
 def test_attach_to_a_finished_run_prints_its_story(hand_runs):

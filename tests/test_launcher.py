@@ -134,6 +134,16 @@ def test_stop_resume_and_refusals(store, tmp_path):
     assert store.run(handle.run_id)["error"] == "fake engine up"  # the last words in engine.log
 
 
+def test_a_run_killed_by_its_stop_before_it_handles_sigterm_is_stopped(store, tmp_path):
+    handle = create_run("tiny", store=store)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)", str(handle.run_dir)]  # default SIGTERM: die
+    pid = launcher.start(handle.run_dir, store=store, command=sleeper)
+    launcher.stop(handle.run_id, store)
+    wait_for(lambda: not is_alive(pid, None, handle.run_dir), timeout=10)
+    assert store.mark_lost() == []
+    assert store.run(handle.run_id)["status"] == "stopped"
+
+
 def test_a_finished_run_does_not_resume(store, tmp_path):
     command = fake_engine(tmp_path, seconds=0.2)
     handle = create_run("tiny", store=store)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
+from sqlite_utils import Database
 
 from engine import metrics as engine_metrics
 from engine.config import ConfigError
@@ -162,6 +163,18 @@ def test_schema_version_and_newer_database(home):
     conn.close()
     with pytest.raises(ConfigError, match="newer seca-tui"):
         Store.open(home)
+
+
+def test_an_older_database_is_migrated(home):
+    home.mkdir()
+    db = Database(sqlite3.connect(home / "runs.db", isolation_level=None))
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db["runs"].insert({"run_id": "old", "status": "running"})
+    db.close()
+    store = Store.open(home)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert store.run("old")["status"] == "running" and store.run("old")["stop_requested"] is None
 
 
 def test_journal_mode_follows_the_filesystem(home, monkeypatch):
