@@ -33,7 +33,7 @@ def _range(default: Any, lo: float | None = None, hi: float | None = None) -> An
 
 @dataclass
 class DataConfig:
-    name: str = _choice("shapes-r", "cifar100", "imagenet-r", "imagenet-a", "folder", default="shapes-r")
+    name: str = _choice("shapes-r", "cifar100", "imagenet-r", "imagenet-a", "folder", "synthetic", default="shapes-r")
     root: str = ""  # dataset folder; "" means the dataset's default under the home dir
     download: bool = False  # CIFAR-100 only, when a network exists
     split_seed: int = 0  # seed of the per-class train/test manifest for raw wnid folders
@@ -42,6 +42,8 @@ class DataConfig:
     test_per_class: int = _range(0, 0)
     bad_images: str = _choice("skip", "stop", default="skip")
     workers: int = _range(0, 0, 64)  # image-decoding threads (0 = min(8, CPU count))
+    synthetic_classes: int = _range(200, 1)  # `synthetic` only: benchmark data at real sizes
+    synthetic_size: int = _range(224, 8)
 
 
 @dataclass

@@ -12,6 +12,7 @@ READERS = {
     "imagenet-r": "engine.data.imagenet",
     "imagenet-a": "engine.data.imagenet",
     "folder": "engine.data.folder",
+    "synthetic": "engine.data.synthetic",
 }
 
 

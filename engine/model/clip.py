@@ -66,7 +66,7 @@ def load_clip(cfg: ModelConfig, device: torch.device) -> "Clip":
             os.environ["HF_HUB_OFFLINE"] = "1"  # a cached file still loads; a missing one fails at once
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(cfg.name, pretrained=pretrained, device=device)
-    except (RuntimeError, OSError, ValueError, KeyError) as e:
+    except Exception as e:  # open_clip/torch raise many types for a bad file or a missing download
         if is_file:
             raise ModelLoadError(f"Checkpoint '{pretrained}' cannot be loaded into {cfg.name}: {str(e).splitlines()[0]}") from None
         raise ModelLoadError(
@@ -148,13 +148,18 @@ class Clip:
     def encode_prompted(self, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Normalised t_k = text_encoder(P, name_k): ``prompt`` (L × text width) replaces the placeholders."""
         m = self.model
+        eot = tokens.argmax(dim=-1)
+        # attention is causal: the end-of-text feature never sees the padding after it, so the
+        # sequence can stop at the longest name (≈16 of CLIP's 77 positions; same result, ~5× less work)
+        length = int(eot.max()) + 1
+        tokens = tokens[:, :length]
         x = m.token_embedding(tokens)
         n = prompt.shape[0]
         x = torch.cat([x[:, :1], prompt.to(x.dtype).unsqueeze(0).expand(len(x), -1, -1), x[:, 1 + n :]], dim=1)
-        x = x + m.positional_embedding.to(x.dtype)
-        x = m.transformer(x, attn_mask=m.attn_mask)
+        x = x + m.positional_embedding[:length].to(x.dtype)
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
         x = m.ln_final(x)
-        x = x[torch.arange(len(x), device=x.device), tokens.argmax(dim=-1)]
+        x = x[torch.arange(len(x), device=x.device), eot]
         return F.normalize(x @ m.text_projection, dim=-1)
 
     def placeholder_embedding(self, length: int) -> torch.Tensor:
