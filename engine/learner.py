@@ -174,7 +174,7 @@ class SecaLearner(nn.Module):
 
     def losses(self, images: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every loss term of seca-method.md §5 that this configuration and task use, by name."""
-        s_cfg, cur = self.s_cfg, self.cur
+        s_cfg = self.s_cfg
         f_raw = self.clip.encode_image(images, self.adapters)
         f = F.normalize(f_raw, dim=-1)
         y = labels - self.offset  # CE terms are over the current task's classes
@@ -274,7 +274,11 @@ class SecaLearner(nn.Module):
             self.eval_text = torch.stack([self._prompted(i, self.seen) for i in range(task + 1)])
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
-        """Scores over all seen classes; the hybrid uses each sample's own max (seca-method.md §6)."""
+        """Scores over all seen classes (seca-method.md §6). ``text``: P_T alone; ``linear``: the head's
+        logits; the others are the hybrid fusion·P_T + (1 − fusion)·P_V with, as prototypes, frozen-CLIP class
+        means (``centroid_frozen``), adapted class means (``centroid_adapted``) or the refined ĉ
+        (``sevpr_hybrid``). The hybrid subtracts each sample's own max, not the batch's (documented
+        deviation: a prediction never depends on its batch)."""
         f = F.normalize(self.clip.encode_image(images, self.adapters), dim=-1)
         c, k = self.s_cfg, self.s_cfg.infer_scale
         if c.classifier == "text":
