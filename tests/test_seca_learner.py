@@ -3,7 +3,7 @@ never move, teacher caching, the prototype banks and the relevance/utility bookk
 
 The learner is built the way ``Trainer`` builds it (``load_clip``, ``build_plan``, ``build_learner``)
 and trained by the same steps (Adam over ``param_groups``, ``losses`` summed) on the engine's own
-batches of random uint8 images: 3 tasks × 2 classes, 6 images per class, seconds per file.
+batches of random uint8 images: 3 tasks × 2 classes, 6 images per class, about a second per test.
 """
 from functools import cache
 
