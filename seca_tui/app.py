@@ -19,7 +19,7 @@ from seca_tui.screens.runs import RunsScreen
 class SecaApp(App):
     """``SecaApp(home)`` runs against the seca-tui home ``home`` (default: ``SECA_TUI_HOME`` or the XDG path)."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere find it too
     TITLE = "seca-tui"
 
     def __init__(self, home: str | Path | None = None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 
 import pytest
 
@@ -107,7 +108,8 @@ def test_export_ticked_runs_to_csv(three_runs, tmp_path):
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
             await pilot.press("space", "down", "space", "e")
-            await pilot.press("ctrl+u", *str(tmp_path / "out.csv"), "enter")
+            app.screen.query_one("#path").value = str(tmp_path / "out.csv")
+            await pilot.press("enter")
             await wait_for(pilot, lambda: (tmp_path / "out.csv").exists(), what="the CSV file")
         with open(tmp_path / "out.csv") as f:
             table = list(csv.DictReader(f))
@@ -140,5 +142,48 @@ def test_keyboard_only_at_80x24(three_runs):
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.run_id == "r-alpha",
                            what="palette: open run")
+
+    run_app(scenario)
+
+
+def test_a_failing_store_is_reported_and_retried(three_runs, monkeypatch):
+    real_runs, calls = Store.runs, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real_runs(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "runs", flaky)
+
+    async def scenario():
+        app = SecaApp(three_runs)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: any("database is locked" in n.message for n in app._notifications),
+                           what="the error notice")
+            app.browser.query_one("#search").value = " "  # any filter change polls again at once
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="the retry")
+
+    run_app(scenario)
+
+
+def test_many_runs_arrive_in_chunks_and_keep_the_cursor(home):
+    for i in range(150):
+        make_run(home, f"run-{i:03d}", created=1000.0 + i)
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.browser.table
+            await wait_for(pilot, lambda: table.row_count == 150, what="all rows")
+            table.move_cursor(row=120)
+            await wait_for(pilot, lambda: table.cursor_row == 120, what="the cursor move")
+            assert table.current_run_id == "run-029"
+            await pilot.press("O")  # oldest first: the cursor follows its run
+            await wait_for(pilot, lambda: table.row_count == 150 and table.current_run_id == "run-029",
+                           what="the cursor on the same run")
+            assert table.cursor_row == 29
 
     run_app(scenario)

@@ -16,10 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from seca_tui import export
 from seca_tui.messages import RunsLoaded
-from seca_tui.screens.compare import CompareScreen
 from seca_tui.screens.export import ExportScreen
-from seca_tui.screens.live import LiveScreen
-from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.screens.notes import NotesScreen
 from seca_tui.screens.store_worker import StoreWorker
 from seca_tui.store import STATUSES, Store
@@ -51,13 +48,13 @@ class RunsScreen(Screen):
         self._query: tuple[str, str, bool] = ("", ANY_STATUS, False)  # read by the store thread
         self._worker: StoreWorker | None = None
         self._posted: list[dict] | None = None  # the last rows sent, to skip identical refreshes
-        self.loads = 0  # RunsLoaded messages handled (benchmarks and tests wait on it)
+        self._painted = False  # the first rows are on screen
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filter-bar"):
-            yield Input(placeholder="filter: name, tag, note, method, dataset  (/)", id="search")
+            yield Input(placeholder="filter: name, tag, note, method, dataset  (/)", compact=True, id="search")
             yield Select([("any status", ANY_STATUS)] + [(s, s) for s in STATUSES], value=ANY_STATUS,
-                         allow_blank=False, id="status")
+                         allow_blank=False, compact=True, id="status")
         yield RunsTable(id="runs")
         yield Static(id="runs-summary")
         yield Footer()
@@ -79,6 +76,8 @@ class RunsScreen(Screen):
 
     def _poll(self, store: Store) -> None:
         self._post(store)  # what the database knows now, before the slower ingest
+        if not self._painted:
+            return  # ingest competes with the first paint for the GIL: it starts once the rows show
         if store.ingest_all() or store.mark_lost():
             self._post(store)
 
@@ -93,9 +92,14 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------------------------ UI thread
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.loads += 1
         self.table.show(message.runs)
         self._show_summary()
+        if not self._painted:
+            self.call_after_refresh(self._first_paint_done)
+
+    def _first_paint_done(self) -> None:
+        self._painted = True
+        self._worker.wake()
 
     def on_runs_table_ticks_changed(self) -> None:
         self._show_summary()
@@ -141,16 +145,25 @@ class RunsScreen(Screen):
         run = self.current_run()
         return [run["run_id"]] if run else []
 
+    # The live, new run and compare screens are imported when first opened: they pull in plotext, the
+    # launcher and the engine's config loader, which the first paint of the browser does not need.
+
     def open_run(self, run_id: str) -> None:
+        from seca_tui.screens.live import LiveScreen
+
         run = next((r for r in self.table.runs if r["run_id"] == run_id), {})
         self.app.push_screen(LiveScreen(run_id, run.get("run_dir")))
 
     # ------------------------------------------------------------------------------ actions
 
     def action_new_run(self) -> None:
+        from seca_tui.screens.new_run import NewRunScreen
+
         self.app.push_screen(NewRunScreen())
 
     def action_compare(self) -> None:
+        from seca_tui.screens.compare import CompareScreen
+
         ticked = sorted(self.table.ticked)
         if len(ticked) < 2:
             self.notify("Tick two or more runs with space, then press c.", severity="warning")

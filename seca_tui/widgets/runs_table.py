@@ -16,6 +16,7 @@ COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("method",
            ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
            ("Forg.", "forgetting"), ("created", "created")]
 SORTABLE = [key for _, key in COLUMNS[1:]]
+FIRST_ROWS, LATER_ROWS = 60, 300  # rows added before the first paint (a screenful), then per frame
 
 
 def when(value) -> str:
@@ -56,28 +57,39 @@ class RunsTable(DataTable):
         self.runs: list[dict] = []  # as shown, sorted
         self.ticked: set[str] = set()  # survives filters: compare whatever was ticked
         self.sort_key, self.sort_reverse = "created", True  # newest first
-        self._shown: list[tuple] = []  # the cell values last drawn, to skip redundant rebuilds
+        self._generation = 0  # bumped by show(): rows still to add from an older show() are dropped
+        self._restore: str | None = None  # the run to put the cursor back on once its row is added
 
     def on_mount(self) -> None:
         for header, key in COLUMNS:
             self.add_column(header, key=key)
 
     def show(self, runs: Sequence[dict]) -> None:
-        """Show these runs (the filter already applied), sorted by the current column."""
+        """Show these runs (the filter already applied), sorted by the current column. The caller skips
+        unchanged lists: every call rebuilds the rows."""
         rows = sorted(runs, key=_sort_key(self.sort_key), reverse=self.sort_reverse)
         if self.sort_reverse:  # keep missing values last in descending order too
             rows.sort(key=lambda run: run.get(self.sort_key) is None)
-        cells = [self._cells(run) for run in rows]
         self.runs = rows
-        if cells == self._shown:
-            return
-        current = self.current_run_id
+        self._restore = self.current_run_id if self._restore is None else self._restore
         self.clear()
-        for run, row in zip(rows, cells):
-            self.add_row(*row, key=run["run_id"])
-        self._shown = cells
-        if current is not None and current in self.rows:
-            self.move_cursor(row=self.get_row_index(current), animate=False)
+        self._generation += 1
+        self._add_rows(rows, FIRST_ROWS, self._generation)
+
+    def _add_rows(self, pending: list[dict], count: int, generation: int) -> None:
+        """Add ``count`` rows now and the rest after the next frame. DataTable measures every cell it
+        adds (≈0.4 ms a row), so a thousand runs at once would hold up the first paint."""
+        if generation != self._generation:
+            return  # a newer show() replaced these rows
+        for run in pending[:count]:
+            self.add_row(*self._cells(run), key=run["run_id"])
+        if self._restore is not None and self._restore in self.rows:
+            self.move_cursor(row=self.get_row_index(self._restore), animate=False)
+            self._restore = None
+        if pending[count:]:
+            self.call_after_refresh(self._add_rows, pending[count:], LATER_ROWS, generation)
+        else:
+            self._restore = None
 
     def _cells(self, run: dict) -> tuple:
         status = run.get("status") or ""
@@ -126,5 +138,4 @@ class RunsTable(DataTable):
             return
         self.ticked ^= {run_id}
         self.update_cell(run_id, "ticked", "✓" if run_id in self.ticked else " ")
-        self._shown = [self._cells(run) for run in self.runs]
         self.post_message(self.TicksChanged(frozenset(self.ticked)))

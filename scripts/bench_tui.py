@@ -1,0 +1,145 @@
+"""Benchmark the TUI: start-to-first-paint with many runs in the store, and event → panel latency.
+
+    .venv/bin/python scripts/bench_tui.py [--runs 1000] [--size 120x40]
+
+Prints figures; asserts nothing. Goals (issue 5): first paint with 1,000 runs < 1 s, an event written
+to events.jsonl shown in its panel < 0.5 s. The app runs headless (Textual's test driver), so terminal
+output time is not included; everything else (SQLite on worker threads, layout, rendering) is.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.test_tui_fixtures import append_events, fake_engine, make_run, split_after  # noqa: E402
+
+LATENCY_RUNS = 10
+
+
+def build_home(root: Path, n_runs: int) -> tuple[Path, list]:
+    """``n_runs`` finished runs, plus a few stopped after task 0 whose remaining events the benchmark
+    appends as the engine would."""
+    from seca_tui.store import Store
+
+    home = root / "home"
+    t0 = time.perf_counter()
+    for i in range(n_runs):
+        make_run(home, f"run-{i:05d}", name=f"run {i}", created=1_700_000_000.0 + i, offset=(i % 17) - 8.0)
+    live = [make_run(home, f"live-{i:02d}", name=f"live {i}", stop_after=("eval", 0)) for i in range(LATENCY_RUNS)]
+    Store.open(home).ingest_all()
+    print(f"setup: {n_runs} finished runs + {LATENCY_RUNS} running, written and ingested in "
+          f"{time.perf_counter() - t0:.1f} s")
+    return home, live
+
+
+async def first_paint(home: Path, size: tuple[int, int], n_rows: int) -> dict[str, float]:
+    """Milliseconds from the start to: the app imported, its first frame, the first frame with runs in
+    the table, all runs in the table. Call in a fresh process: a warm import would flatter the figure."""
+    t_start = time.perf_counter()
+    from seca_tui.app import SecaApp  # the import is part of starting the TUI
+    frames = {"import": time.perf_counter()}
+
+    class TimedApp(SecaApp):
+        def _display(self, screen, renderable) -> None:  # called with every composed frame
+            if renderable is not None:
+                frames.setdefault("first frame", time.perf_counter())
+                rows = self.browser.table.row_count if self.browser.is_mounted else 0
+                if rows:
+                    frames.setdefault("first frame with runs", time.perf_counter())
+                if rows >= n_rows:
+                    frames.setdefault("all runs in the table", time.perf_counter())
+            super()._display(screen, renderable)
+
+    app = TimedApp(home)
+    async with app.run_test(size=size) as pilot:
+        while "all runs in the table" not in frames and time.perf_counter() - t_start < 30:
+            await pilot.pause(0.01)
+    return {k: 1000 * (t - t_start) for k, t in frames.items()}
+
+
+def report_first_paint(home: Path, size: tuple[int, int], n_rows: int, repeats: int) -> None:
+    """Each start in its own process; the median and the best of ``repeats``."""
+    command = [sys.executable, __file__, "--paint", str(home), "--size", f"{size[0]}x{size[1]}",
+               "--rows", str(n_rows)]
+    samples = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+               for _ in range(repeats)]
+    print(f"start → first paint with {n_rows} runs in the store ({repeats} starts, median / best):")
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        goal = "  (goal < 1000 ms)" if key == "first frame with runs" else ""
+        print(f"  {key:<24} {statistics.median(values):5.0f} / {min(values):5.0f} ms{goal}")
+
+
+async def latency(home: Path, live_runs: list, size: tuple[int, int]) -> None:
+    from seca_tui.app import SecaApp
+    from seca_tui.screens.live import LiveScreen
+    from seca_tui.widgets.heatmap import Heatmap
+    from seca_tui.widgets.line_chart import LineChart
+
+    heatmap_ms, chart_ms = [], []
+    app = SecaApp(home)
+    async with app.run_test(size=size) as pilot:
+        for run_dir, pending in live_runs:
+            app.open_run(run_dir.name)
+            while not (isinstance(app.screen, LiveScreen) and app.screen.updates):
+                await pilot.pause(0.01)
+            screen = app.screen
+            matrix, losses = screen.query_one("#matrix", Heatmap), screen.query_one("#loss-chart", LineChart)
+            await pilot.press("4")  # show the losses tab so its chart renders
+            await pilot.pause(0.6)
+            steps, rest = split_after(pending, "step", 1)
+            draws = losses.draws
+            t0 = time.perf_counter()
+            append_events(run_dir, steps[-1:])  # one step event → loss chart
+            while losses.draws == draws:
+                await pilot.pause(0.005)
+            chart_ms.append(1000 * (time.perf_counter() - t0))
+            evaluated, _ = split_after(steps[:-1] + rest, "eval", 1)
+            t0 = time.perf_counter()
+            append_events(run_dir, evaluated)  # task 1 to its eval → accuracy matrix
+            while len(matrix.cells) < 2:
+                await pilot.pause(0.005)
+            heatmap_ms.append(1000 * (time.perf_counter() - t0))
+            app.pop_screen()
+    for what, values in (("eval → accuracy matrix", heatmap_ms), ("step → loss chart (2 Hz throttle)", chart_ms)):
+        print(f"event written → {what}: median {statistics.median(values):.0f} ms, "
+              f"max {max(values):.0f} ms over {len(values)} (goal < 500 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
+    parser.add_argument("--repeats", type=int, default=5, help="starts to time")
+    parser.add_argument("--paint", type=Path, help=argparse.SUPPRESS)  # one timed start, in a child
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    if args.paint:
+        print(json.dumps(asyncio.run(first_paint(args.paint, size, args.rows))))
+        return
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        home, live = build_home(Path(tmp), args.runs)
+        engines = [fake_engine(run_dir) for run_dir, _ in live]  # the runs count as running, not lost
+        try:
+            report_first_paint(home, size, args.runs + LATENCY_RUNS, args.repeats)
+            asyncio.run(latency(home, live, size))
+        finally:
+            for proc in engines:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    main()
