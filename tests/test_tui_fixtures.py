@@ -2,7 +2,9 @@
 
 :func:`make_run` writes a realistic 3-task run (schema v1, as engine/train.py writes it) by hand, so the
 TUI tests need no engine; it is the one place to switch to real engine runs (`python -m engine run`,
-preset `tiny`). Its accuracy matrix is a_{t,i} = 90 − 5(t − i) − i + offset, so tests can name cells.
+preset `tiny`, then cut events.jsonl after ``stop_after`` and return the rest as ``pending``). Tests
+read what the panels must show from the run dir's events (:func:`events_of`), so they hold for either.
+The hand-written accuracy matrix is a_{t,i} = 90 − 5(t − i) − i + offset: runs with lower offsets rank lower.
 """
 from __future__ import annotations
 
@@ -100,6 +102,16 @@ def split_after(events: list[dict], type_: str, task: int) -> tuple[list[dict], 
     """``events`` cut after the first ``type_`` event of ``task``."""
     i = 1 + next(i for i, e in enumerate(events) if (e["type"], e.get("task", e.get("after_task"))) == (type_, task))
     return events[:i], events[i:]
+
+
+def events_of(run_dir: Path) -> list[dict]:
+    """The events a run dir holds: tests derive what the panels must show from them, so they hold for
+    hand-written and real engine runs alike."""
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def last_of(events: list[dict], type_: str) -> dict:
+    return [e for e in events if e["type"] == type_][-1]
 
 
 def append_events(run_dir: Path, events: list[dict]) -> None:

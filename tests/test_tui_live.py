@@ -8,7 +8,9 @@ from seca_tui.screens.live import LiveScreen
 from seca_tui.widgets.bar_list import BarList
 from seca_tui.widgets.heatmap import Heatmap
 from seca_tui.widgets.line_chart import LineChart
-from tests.test_tui_fixtures import append_events, fake_engine, ingest, make_run, run_app, split_after, wait_for
+from tests.test_tui_fixtures import (
+    append_events, events_of, fake_engine, ingest, last_of, make_run, run_app, split_after, wait_for,
+)
 
 
 def text(app: SecaApp, selector: str) -> str:
@@ -24,8 +26,12 @@ async def open_live(pilot, app: SecaApp, run_id: str) -> LiveScreen:
 
 
 def test_every_panel_shows_the_run(home):
-    make_run(home, "r1", name="alpha")
+    run_dir, _ = make_run(home, "r1", name="alpha")
     ingest(home)
+    events = events_of(run_dir)
+    rows = [e["task_acc"] for e in events if e["type"] == "eval"]
+    relevance, pool, affinity = (last_of(events, t) for t in ("relevance", "pool", "affinity"))
+    loss_names = {name for e in events if e["type"] == "step" for name in e["losses"]}
 
     async def scenario():
         app = SecaApp(home)
@@ -33,28 +39,31 @@ def test_every_panel_shows_the_run(home):
             screen = await open_live(pilot, app, "r1")
             matrix = screen.query_one("#matrix", Heatmap)
             await wait_for(pilot, lambda: len(matrix.cells) == 3, what="the matrix")
-            assert matrix.cells == [["90.0", "", ""], ["85.0", "89.0", ""], ["80.0", "84.0", "88.0"]]
+            assert matrix.cells == [[f"{a:.1f}" for a in row] + [""] * (3 - len(row)) for row in rows]
             assert matrix.row_labels == matrix.col_labels == ["T0", "T1", "T2"]
             assert "finished" in text(app, "#run-header") and "task 3/3" in text(app, "#run-header")
-            assert screen.query_one("#forgetting", BarList).items == [("T0", 10.0), ("T1", 5.0)]
+            forgetting = [(f"T{i}", max(r[i] for r in rows[i:-1]) - rows[-1][i]) for i in range(2)]
+            assert screen.query_one("#forgetting", BarList).items == forgetting
 
-            relevance = screen.query_one("#relevance-map", Heatmap)
-            assert relevance.row_labels == ["cyan cross", "gray moon"]
-            assert relevance.col_labels == ["t0", "t1"]
-            assert relevance.cells == [["0.10", "0.30"], ["0.20", "0.40"]]
-            assert screen.query_one("#utility", BarList).items == [("task 0", 0.5), ("task 1", 0.6)]
-            assert "task 0, task 1" in text(app, "#pool")
+            heatmap = screen.query_one("#relevance-map", Heatmap)
+            assert heatmap.row_labels == relevance["rows"]
+            assert heatmap.col_labels == [c.replace("task ", "t") for c in relevance["cols"]]
+            assert heatmap.cells == [[f"{v:.2f}" for v in row] for row in relevance["values"]]
+            assert screen.query_one("#utility", BarList).items == list(zip(relevance["cols"], relevance["utility"]))
+            assert ", ".join(pool["kept"]) in text(app, "#pool")
 
-            affinity = screen.query_one("#affinity-map", Heatmap)
-            assert affinity.row_labels[0] == "0 red circle" and len(affinity.cells) == 6
-            assert affinity.cells[0][:3] == ["1.00", "0.10", "0.20"]
+            heatmap = screen.query_one("#affinity-map", Heatmap)
+            assert heatmap.row_labels == [f"{i} {name}" for i, name in enumerate(affinity["labels"])]
+            assert heatmap.cells == [[f"{v:.2f}" for v in row] for row in affinity["values"]]
 
             acc = screen.query_one("#acc-chart", LineChart)
-            assert acc.series["A_t"] == ([0, 1, 2], [90.0, 87.0, 84.0])
-            assert acc.series["T0"] == ([0, 1, 2], [90.0, 85.0, 80.0])
+            assert acc.series["A_t"] == ([0, 1, 2], [e["acc"] for e in events if e["type"] == "eval"])
+            assert acc.series["T0"] == ([0, 1, 2], [row[0] for row in rows])
             losses = screen.query_one("#loss-chart", LineChart)
-            assert set(losses.series) == {"ce", "kd", "total"} and len(losses.series["ce"][0]) == 12
-            assert screen.query_one("#engine-log").lines[-1] == "engine line 2"
+            assert set(losses.series) == loss_names
+            assert len(losses.series["total"][0]) == sum(e["type"] == "step" for e in events)
+            log = (run_dir / "engine.log").read_text().splitlines()
+            assert screen.query_one("#engine-log").lines[-1] == log[-1]
 
     run_app(scenario)
 
@@ -78,11 +87,11 @@ def test_appended_events_reach_the_panels(home):
             append_events(run_dir, trained)
             await wait_for(pilot, lambda: "task 2/3" in text(app, "#run-header"), what="task 1 in the header")
             assert "ETA" in text(app, "#run-header") and "img/s" in text(app, "#run-header")
-            assert screen.query_one("#relevance-map", Heatmap).row_labels == ["green star", "pink heart"]
+            assert screen.query_one("#relevance-map", Heatmap).row_labels == last_of(trained, "relevance")["rows"]
 
             append_events(run_dir, evaluated)
             await wait_for(pilot, lambda: len(matrix.cells) == 2, timeout=2.0, what="task 1's row")
-            assert matrix.cells[1] == ["85.0", "89.0", ""]
+            assert matrix.cells[1] == [f"{a:.1f}" for a in last_of(evaluated, "eval")["task_acc"]] + [""]
 
             with (run_dir / "engine.log").open("a") as log:
                 log.write("a new log line\n")

@@ -10,7 +10,7 @@ from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.store import Store
-from tests.test_tui_fixtures import ingest, make_run, run_app, wait_for
+from tests.test_tui_fixtures import events_of, ingest, last_of, make_run, run_app, wait_for
 
 
 @pytest.fixture
@@ -38,10 +38,11 @@ def test_browser_lists_runs_with_their_numbers(three_runs):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
             assert names(app) == ["gamma", "beta", "alpha"]  # newest first
-            alpha = rows(app)[2]
-            # Last = A_2 = mean(80, 84, 88) = 84.0; Avg = mean(90, 87, 84) = 87.0; forgetting = 7.5
-            assert alpha[2:] == ["finished", "seca", "shapes-r", "3", "84.0", "87.0", "7.5", alpha[-1]]
-            assert rows(app)[1][6] == "74.0"
+            for row, run_id in zip(rows(app), ("r-gamma", "r-beta", "r-alpha")):
+                final = last_of(events_of(three_runs / "runs" / run_id), "run_finished")
+                assert row[2:9] == ["finished", row[3], "shapes-r", "3",
+                                     *(f"{final[k]:.1f}" for k in ("last", "avg", "forgetting"))]
+            assert [row[3] for row in rows(app)] == ["zeroshot", "hpeft", "seca"]
             assert "3 runs" in str(app.screen.query_one("#runs-summary").render())
 
     run_app(scenario)
@@ -70,9 +71,11 @@ def test_sort_by_key_and_by_header(three_runs):
             table = app.browser.table
             while table.sort_key != "last":
                 await pilot.press("o")
-            assert names(app) == ["alpha", "beta", "gamma"]  # best Last first
+            by_last = sorted(("alpha", "beta", "gamma"), key=lambda n: -last_of(
+                events_of(three_runs / "runs" / f"r-{n}"), "run_finished")["last"])
+            assert names(app) == by_last  # best Last first
             await pilot.press("O")
-            assert names(app) == ["gamma", "beta", "alpha"]
+            assert names(app) == by_last[::-1]
             await pilot.click("#runs", offset=(4, 0))  # the name header: alphabetical
             assert table.sort_key == "name" and names(app) == ["alpha", "beta", "gamma"]
 
