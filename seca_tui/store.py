@@ -199,10 +199,10 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")  # a rollback journal's COMMIT waits for readers and can time out too
         except BaseException:
             db.rollback()
             raise
-        db.execute("COMMIT")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -245,7 +245,7 @@ class Store:
             "host": launch.get("host"),
             "gpus": json.dumps(launch["gpus"]) if launch.get("gpus") is not None else None,
             "run_dir": str(run_dir),
-            "created": launch.get("created", run_dir.stat().st_mtime),
+            "created": launch.get("created") or run_dir.stat().st_mtime,
         })
 
     def ingest(self, run_dir: str | Path) -> IngestReport:
