@@ -47,7 +47,7 @@ SUPERSAMPLE = 3  # draw at 3× and box-filter down, so edges are anti-aliased
 
 # The dataset: per class, image i has style RENDITIONS[i % 5], so any prefix of a class is balanced
 # over styles. Train and test seeds come from disjoint ranges, so no image is in both splits.
-RENDER_VERSION = 1  # bump when drawing changes: the cache file name carries it
+RENDER_VERSION = 2  # bump when drawing changes: the cache file name carries it
 TRAIN_PER_CLASS = 60
 TEST_PER_CLASS = 20
 TRAIN_SEED0 = 0
@@ -110,8 +110,8 @@ def _polygon(shape: str) -> np.ndarray:
     if shape == "crescent":
         return _crescent()
     if shape == "arrow":
-        return np.array([[-0.9, -0.2], [0.15, -0.2], [0.15, -0.55], [0.95, 0.0], [0.15, 0.55],
-                         [0.15, 0.2], [-0.9, 0.2]])
+        return np.array([[-0.9, -0.25], [0.1, -0.25], [0.1, -0.62], [0.95, 0.0], [0.1, 0.62],
+                         [0.1, 0.25], [-0.9, 0.25]])
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -277,7 +277,8 @@ def _cartoon(rng, shape, fg, size) -> Image.Image:
     spot = ((x - centre[0]) ** 2 + (y - centre[1]) ** 2 < (0.14 * radius) ** 2).astype(np.float32)
     canvas = _over(canvas, (255, 255, 255), 0.7 * spot * mask)
     outline = (10, 10, 10) if fg.mean() > 40 else (235, 235, 235)  # a black shape gets a light outline
-    return _shrink(_over(canvas, outline, _mask(pts, w, max(3, round(0.09 * w)))), size)
+    # as thick as a fifth of the radius: thicker would swallow the arrow's shaft
+    return _shrink(_over(canvas, outline, _mask(pts, w, max(3, round(0.2 * radius)))), size)
 
 
 def _pixelated(rng, shape, fg, size) -> Image.Image:
