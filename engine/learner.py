@@ -258,9 +258,10 @@ class SecaLearner(nn.Module):
             if task and self.s_cfg.kd == "sgakt":
                 self.dist.sum(self.relevance_sum)  # every rank saw part of the task's images
                 self.dist.sum(self.relevance_n)
-                mean = self.relevance_sum / self.relevance_n.clamp_min(1).unsqueeze(1)
-                events.append(("relevance", {"task": task, "rows": names[self.offset : self.seen], "cols": list(self.pool.labels),
-                                             "values": mean.tolist(), "utility": self.pool.utility.tolist()}))
+                if self.relevance_n.sum() > 0:  # an untrained task (train.epochs: 0) has no relevance to report
+                    mean = self.relevance_sum / self.relevance_n.clamp_min(1).unsqueeze(1)
+                    events.append(("relevance", {"task": task, "rows": names[self.offset : self.seen], "cols": list(self.pool.labels),
+                                                 "values": mean.tolist(), "utility": self.pool.utility.tolist()}))
             pruned = self.pool.add(self.adapters.snapshot(), f"task {task + 1}", self.s_cfg.prune)
             events.append(("pool", {"task": task, "kept": list(self.pool.labels), "pruned": pruned}))
         self.teacher_cache = None

@@ -46,6 +46,7 @@ BIG_STEPS = {"train.lr": 0.05, "model.adapter_scale": 1.0}
 
 
 def build(cfg, seed=0):
+    preprocess()  # made once, before seeding: its CLIP draws random weights, which must not depend on test order
     torch.manual_seed(seed)
     clip = load_clip(cfg.model, CPU)
     plan = build_plan(cfg.scenario, CLASSES)
@@ -364,7 +365,7 @@ def test_relevance_and_utility_follow_the_aggregators_weights():
     assert relevance["rows"] == ["class e", "class f"] and relevance["cols"] == ["task 1", "task 2"]
     w, y = torch.cat(seen_w), torch.cat(batches_labels)
     expected = torch.stack([w[y == c].mean(0) for c in (4, 5)])
-    assert (expected[0] - expected[1]).abs().max() > 0.05
+    assert (expected[0] - expected[1]).abs().max() > 0.01  # far above the tolerance below
     torch.testing.assert_close(torch.tensor(relevance["values"]), expected)
     u = torch.full((2,), 0.5, dtype=torch.float64)
     for batch_w in seen_w:
@@ -372,3 +373,13 @@ def test_relevance_and_utility_follow_the_aggregators_weights():
     torch.testing.assert_close(torch.tensor(relevance["utility"], dtype=torch.float64), u)
     dropped = relevance["cols"][int(u.argmin())]
     assert pool["pruned"] == dropped and pool["kept"] == [c for c in relevance["cols"] if c != dropped] + ["task 3"]
+
+
+def test_an_untrained_task_reports_no_relevance():
+    """train.epochs: 0 still ends each task: the pool grows, but there is no relevance to average."""
+    learner = build(make_cfg("seca"))
+    train_task(learner, 0)
+    learner.begin_task(1, feature_loader(1))
+    events = learner.end_task(1, feature_loader(1))
+    assert [kind for kind, _ in events] == ["affinity", "pool"]
+    assert events[-1][1]["kept"] == ["task 1", "task 2"]
