@@ -136,7 +136,10 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
         fields["n_tasks"] = len(tasks)
         fields["split"] = split_label(tasks)
     db["runs"].update(run_id, fields)
-    db.execute("UPDATE runs SET started = coalesce(started, ?) WHERE run_id = ?", [ev["ts"], run_id])
+    env = ev.get("env") if isinstance(ev.get("env"), dict) else {}
+    # A run started by hand has no launch.json: its own pid and host, when it reports them, allow pid checks.
+    db.execute("UPDATE runs SET started = coalesce(started, ?), pid = coalesce(pid, ?), host = coalesce(host, ?) "
+               "WHERE run_id = ?", [ev["ts"], env.get("pid"), env.get("host"), run_id])
 
 
 def _step(db: Database, run_id: str, ev: dict) -> None:

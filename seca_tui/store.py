@@ -290,14 +290,15 @@ class Store:
     def mark_lost(self, stale_after: float = HEARTBEAT_STALE_S) -> list[str]:
         """Mark running runs whose process is gone as ``lost``; returns their ids.
 
-        On this host the pid decides; on another host (a shared home) a heartbeat older than
-        ``stale_after`` seconds does. A run is ingested once more first: a process that wrote its
+        On this host the pid decides; on another host (a shared home), or without a known pid, a
+        heartbeat older than ``stale_after`` seconds does. A run is ingested once more first: a process that wrote its
         final event and exited is finished, not lost. One that was asked to stop is ``stopped``.
         """
         lost = []
         now = time.time()
         for run in self.db.query("SELECT * FROM runs WHERE status = 'running'"):
-            alive = is_alive(run["pid"], run["host"], run["run_dir"])
+            # A run started by hand (python -m engine run) has no pid we know of: judge it by heartbeat.
+            alive = is_alive(run["pid"], run["host"], run["run_dir"]) if run["pid"] else None
             if alive is None:
                 seen = run["heartbeat_ts"] or run["started"] or run["created"] or 0
                 alive = now - seen < stale_after

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from engine import metrics as engine_metrics
 from engine.config import ConfigError
 from seca_tui import metrics
+from seca_tui.process import HOST
 from seca_tui.store import MIGRATIONS, Store, UnknownRun, journal_mode
 from tests.runlog import line, run_events, write_run
 
@@ -260,6 +261,17 @@ def test_a_run_on_another_host_is_lost_by_heartbeat_age(store):
     assert store.mark_lost(stale_after=60) == []
     store.update_run("r1", heartbeat_ts=time.time() - 120)
     assert store.mark_lost(stale_after=60) == ["r1"]
+
+
+def test_a_run_started_by_hand_is_judged_by_heartbeat(store):
+    run_dir = write_run(store.runs_dir, "r1", run_events(MATRIX[:1], COUNTS, finish=False))  # no launch.json
+    store.ingest(run_dir)
+    assert store.run("r1")["pid"] is None and store.mark_lost() == []
+    store.update_run("r1", heartbeat_ts=time.time() - 120)
+    assert store.mark_lost() == ["r1"]
+    run_dir = write_run(store.runs_dir, "r2", [("run_started", {"env": {"pid": dead_pid(), "host": HOST}})])
+    store.ingest(run_dir)
+    assert store.mark_lost() == ["r2"]  # its own pid, reported in run_started, is gone
 
 
 def test_a_live_pid_of_another_program_is_not_the_run(store):
