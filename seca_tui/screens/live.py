@@ -11,7 +11,7 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
@@ -96,7 +96,7 @@ class LiveScreen(Screen):
                 with VerticalScroll(id="accuracy-page"), Horizontal(id="accuracy-row"):
                     yield LineChart(title="A_t and per-task accuracy", xlabel="after task", integer_x=True,
                                     id="acc-chart")
-                    with Vertical(id="accuracy-side"):
+                    with ScrollableContainer(id="accuracy-side"):  # 20 tasks are wider than the side
                         yield Heatmap(fmt="{:.1f}", vmin=0.0, vmax=100.0, id="matrix")
                         yield BarList(fmt="{:+.1f}", empty="no forgetting before task 2", id="forgetting")
             with TabPane("2 SG-AKT", id="relevance"):
@@ -186,8 +186,10 @@ class LiveScreen(Screen):
     def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:
         evaluated = [t for t, row in enumerate(matrix) if row and row[0] is not None]
         labels = [f"T{i}" for i in range(len(matrix))]
-        self.query_one("#matrix", Heatmap).set_data(labels[: len(evaluated)], labels, matrix[: len(evaluated)],
-                                                    caption="row t: after task t · column i: task i")
+        heatmap = self.query_one("#matrix", Heatmap)
+        heatmap.fmt = "{:.1f}" if len(matrix) <= PER_TASK_CURVES else "{:.0f}"  # keeps 20 tasks narrow
+        heatmap.set_data(labels[: len(evaluated)], labels, matrix[: len(evaluated)],
+                         caption="row t: after task t · column i: task i")
         rows = [r for r in task_rows if r.get("acc") is not None]
         series = {"A_t": ([r["task"] for r in rows], [r["acc"] for r in rows])}
         if len(matrix) <= PER_TASK_CURVES:

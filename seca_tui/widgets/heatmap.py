@@ -119,12 +119,14 @@ class Heatmap(Static):
         hi = self.vmax if self.vmax is not None else max(present, default=1.0)
         span = (hi - lo) or 1.0
         texts = [t for row in self.cells for t in row]
-        width = max([len(t) for t in texts] + [4]) + 1  # a space between cells
+        width = max([len(t) for t in texts] + [3]) + 1  # a space between cells
         label_width = min(max(len(r) for r in self.row_labels), 18)
 
         text = Text(no_wrap=True, overflow="crop")
         text.append(" " * (label_width + 1))
         for col in self.col_labels:
+            if len(col) >= width:
+                col = col.split("–")[0]  # a block's first index: its range is on the matching row
             text.append(col[: width - 1].rjust(width - 1) + " ", style="bold")
         for label, row, cells in zip(self.row_labels, grid, self.cells):
             text.append("\n" + label[:label_width].ljust(label_width) + " ", style="bold")
