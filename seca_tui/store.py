@@ -28,7 +28,7 @@ from engine import paths
 from engine.config import ConfigError
 from seca_tui import ingest
 from seca_tui.ingest import IngestReport
-from seca_tui.process import HOST, is_alive
+from seca_tui.process import is_alive
 
 __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 

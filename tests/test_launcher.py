@@ -9,11 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from engine import config
 from engine.config import ConfigError
