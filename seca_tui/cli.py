@@ -275,7 +275,7 @@ def show(
 
 @command()
 def compare(
-    run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Two or more runs."),
+    run_refs: List[str] = typer.Argument(..., metavar="RUN", help="Two or more runs (ids, names or unique prefixes)."),
     as_json: bool = typer.Option(False, "--json", help="Records, A_t per task and the differing config keys."),
 ) -> None:
     """Metrics and per-task A_t side by side, plus the config keys that differ."""
@@ -309,7 +309,7 @@ def _plain(value: Any) -> str:
 
 @command(name="export")
 def export_cmd(
-    run_refs: Optional[List[str]] = typer.Argument(None, metavar="[RUN]...", help="Runs to export."),
+    run_refs: Optional[List[str]] = typer.Argument(None, metavar="RUN", help="Runs to export (ids, names or unique prefixes)."),
     csv_path: Path = typer.Option(..., "--csv", help="The CSV file to write ('-' for stdout)."),
     table: str = typer.Option("tasks", "--table", help="tasks, matrix, steps or relevance."),
     all_runs: bool = typer.Option(False, "--all", help="One row per run with its flattened config."),
