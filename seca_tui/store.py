@@ -253,6 +253,8 @@ class Store:
         run_dir = Path(run_dir).resolve()
         run_id = run_dir.name
         report = IngestReport()
+        if self._ingested_up_to(run_id) == _size(run_dir / "events.jsonl"):
+            return report  # nothing new: pollers should not take the write lock for nothing
         with self._write() as db:
             self._register(db, run_dir)
             state = db.execute("SELECT byte_offset, lines FROM ingest_state WHERE run_id = ?", [run_id]).fetchone()
@@ -275,17 +277,18 @@ class Store:
         """Ingest every run dir under ``runs_dir`` that has something new; returns reports by run id."""
         if not self.runs_dir.is_dir():
             return {}
-        known = {r["run_id"]: r["byte_offset"] for r in self.db.query(
-            "SELECT runs.run_id, ingest_state.byte_offset FROM runs "
-            "LEFT JOIN ingest_state USING (run_id)")}
         reports = {}
         for run_dir in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
-            events = run_dir / "events.jsonl"
-            size = events.stat().st_size if events.exists() else 0
-            if run_dir.name in known and (known[run_dir.name] or 0) == size:
-                continue  # nothing new: no write lock taken
-            reports[run_dir.name] = self.ingest(run_dir)
+            report = self.ingest(run_dir)
+            if report:
+                reports[run_dir.name] = report
         return reports
+
+    def _ingested_up_to(self, run_id: str) -> int | None:
+        """The byte offset ingest has reached for a known run; ``None`` for a run not in the log yet."""
+        row = self.db.execute("SELECT ingest_state.byte_offset FROM runs LEFT JOIN ingest_state USING (run_id) "
+                              "WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None else row[0] or 0
 
     def mark_lost(self, stale_after: float = HEARTBEAT_STALE_S) -> list[str]:
         """Mark running runs whose process is gone as ``lost``; returns their ids.
@@ -433,6 +436,13 @@ class Store:
         if unknown:
             raise ValueError(f"runs has no column(s) {sorted(unknown)}")
         return fields
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_json(path: Path) -> dict:

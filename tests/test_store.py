@@ -94,6 +94,20 @@ def test_ingest_builds_rows_and_is_idempotent(store):
     assert [e["seq"] for e in store.events("r1", after_seq=20, types=["eval", "run_finished"])] == [22]
 
 
+def test_ingest_with_nothing_new_takes_no_write_lock(store):
+    run_dir = write_run(store.runs_dir, "r1", run_events(MATRIX, COUNTS))
+    store.ingest(run_dir)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        t0 = time.perf_counter()
+        assert not store.ingest(run_dir) and store.ingest_all() == {}
+        assert time.perf_counter() - t0 < 1  # it did not wait for the lock
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def test_half_written_line_waits_for_its_newline(store):
     run_dir = write_run(store.runs_dir, "r1", run_events(MATRIX, COUNTS)[:3])
     tail = line(3, "heartbeat")
