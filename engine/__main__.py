@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from engine.config import ConfigError, dump, load
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a stop that arrives while torch is still loading must not kill the process: remember it
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run (or resume) one experiment")
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.train import run  # torch and open_clip load only once the config is known to be good
 
-    return run(cfg, run_dir, resume=args.resume)
+    return run(cfg, run_dir, resume=args.resume, stop=stop)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import platform
 import signal
 import subprocess
@@ -118,23 +119,23 @@ class Trainer:
         return digests
 
     def start(self, resume: bool) -> Progress:
-        if resume:
-            progress = self.restore()
-            self.events.emit("log", level="info", message=f"resumed after task {progress.done}")
-            return progress
+        progress = self.restore() if resume else Progress()
+        # a resumed run announces itself again (resumed: true), so readers see it running at once
         self.events.emit(
             "run_started",
+            resumed=resume,
+            after_task=progress.done,
             run_id=self.run_dir.name,
             config=to_dict(self.cfg),
             env={"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
-                 "device": str(self.device), "host": platform.node(), "git": _git_commit(),
+                 "device": str(self.device), "host": platform.node(), "pid": os.getpid(), "git": _git_commit(),
                  "clip_sha256": self.clip_digest},
             dataset={"name": self.source.name, "classes": len(self.source.class_names),
                      "train": len(self.source.train), "test": len(self.source.test), "files": self.write_run_files()},
             class_names=self.plan.class_names,
             tasks=self.plan.tasks,
         )
-        return Progress()
+        return progress
 
     def restore(self) -> Progress:
         """Load the newest checkpoint that verifies and matches this run; fall back to older ones."""
