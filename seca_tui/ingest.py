@@ -4,10 +4,15 @@ per event type that turns an event into rows of the run log.
 Reading is separated from writing so the store can do both inside one ``BEGIN IMMEDIATE``
 transaction: the offset is read and advanced under the write lock, so two processes ingesting the
 same run never apply a line twice, and a crash between the two leaves nothing half-applied.
+
+Whatever a file holds, reading never raises: a line is an event (and may still be refused by
+:func:`check` when its fields cannot be what the engine writes) or a bad line, reported by number.
 """
 from __future__ import annotations
 
 import json
+import math
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +23,14 @@ from seca_tui import metrics
 
 SCHEMA_VERSION = 1  # the newest events.jsonl schema this module understands
 TERMINAL = {"run_finished": "finished", "run_failed": "failed", "run_stopped": "stopped"}
+MAX_TASKS = 1000  # a task index past this is garbage, not a run (the matrix view is tasks x tasks)
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
+
+# What applying an event with fields of the wrong shape can raise; the store then counts its line as
+# bad and rolls back only that event. Not sqlite3.OperationalError: a full disk or a lock is not the
+# line's fault and must abort the whole ingest.
+EVENT_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.DataError)
 
 
 @dataclass
@@ -41,6 +54,7 @@ class Chunk:
     lines: int
     bad_lines: list[int]
     newer_lines: list[int]
+    numbers: list[int] = field(default_factory=list)  # the line number of each event
 
 
 def read_new(path: Path, offset: int, lines: int) -> Chunk:
@@ -60,7 +74,8 @@ def read_new(path: Path, offset: int, lines: int) -> Chunk:
     except FileNotFoundError:
         return chunk
     end = data.rfind(b"\n") + 1
-    for number, raw in enumerate(data[:end].splitlines(), start=lines + 1):
+    # split on "\n" alone: bytes.splitlines() also splits at a stray "\r", and the numbers would drift
+    for number, raw in enumerate(data[:end].split(b"\n")[:-1], start=lines + 1):
         event = _parse(raw)
         if event is None:
             chunk.bad_lines.append(number)
@@ -68,6 +83,7 @@ def read_new(path: Path, offset: int, lines: int) -> Chunk:
         if event["v"] > SCHEMA_VERSION:
             chunk.newer_lines.append(number)
         chunk.events.append(event)
+        chunk.numbers.append(number)
     chunk.offset = offset + end
     chunk.lines = lines + data[:end].count(b"\n")
     return chunk
@@ -76,15 +92,171 @@ def read_new(path: Path, offset: int, lines: int) -> Chunk:
 def _parse(raw: bytes) -> dict | None:
     try:
         event = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[... thousands deep
         return None
     if not isinstance(event, dict):
         return None
-    ok = all(isinstance(event.get(k), int) and not isinstance(event.get(k), bool) for k in ("v", "seq"))
-    if not ok or not isinstance(event.get("type"), str):
+    if not (_is_int(event.get("v")) and _is_int(event.get("seq")) and isinstance(event.get("type"), str)):
+        return None
+    if not 0 <= event["seq"] <= MAX_SEQ:
         return None
     event.setdefault("ts", None)
+    if event["ts"] is not None and not _is_number(event["ts"]):
+        return None
     return event
+
+
+# ----------------------------------------------------------------------------------------- check
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (the engine writes NaN and infinities as null)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and abs(value) < 1e300)
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _task(ev: dict, key: str, optional: bool = False, lowest: int = 0) -> None:
+    value = ev.get(key)
+    if optional and value is None:
+        return
+    _need(_is_int(value) and lowest <= value < MAX_TASKS, f"{key} is not a task index")
+
+
+def _numbers(value: Any, optional_items: bool = False) -> bool:
+    return isinstance(value, list) and all(_is_number(v) or (optional_items and v is None) for v in value)
+
+
+def _number_or_none(ev: dict, *keys: str) -> None:
+    for key in keys:
+        _need(ev.get(key) is None or _is_number(ev[key]), f"{key} is not a number")
+
+
+def _str_or_none(ev: dict, *keys: str) -> None:
+    for key in keys:
+        _need(ev.get(key) is None or isinstance(ev[key], str), f"{key} is not text")
+
+
+def _check_run_started(ev: dict) -> None:
+    config = ev.get("config")
+    _need(config is None or isinstance(config, dict), "config is not a mapping")
+    for section in ("data", "scenario", "model", "train", "seca"):
+        _need(not config or config.get(section) is None or isinstance(config[section], dict), f"config.{section}")
+    if config:
+        for key in ("name", "method"):
+            _need(config.get(key) is None or isinstance(config[key], str), f"config.{key}")
+        _need(isinstance((config.get("data") or {}).get("name", ""), (str, type(None))), "config.data.name")
+        epochs = (config.get("train") or {}).get("epochs")
+        _need(epochs is None or _is_int(epochs), "config.train.epochs")
+    tasks = ev.get("tasks")
+    _need(tasks is None or (isinstance(tasks, list) and len(tasks) <= MAX_TASKS
+                            and all(isinstance(t, list) and all(_is_int(c) for c in t) for t in tasks)),
+          "tasks is not a list of class lists")
+    env = ev.get("env")
+    _need(env is None or isinstance(env, dict), "env is not a mapping")
+    if env:
+        _need(env.get("pid") is None or (_is_int(env["pid"]) and 0 < env["pid"] < 2**31), "env.pid")
+        _str_or_none(env, "host")
+
+
+def _check_step(ev: dict) -> None:
+    _task(ev, "task")
+    for key in ("epoch", "step", "steps_total"):
+        _need(ev.get(key) is None or (_is_int(ev[key]) and 0 <= ev[key] <= MAX_SEQ), f"{key} is not a count")
+    _number_or_none(ev, "lr", "ips")
+    losses = ev.get("losses")
+    _need(losses is None or (isinstance(losses, dict) and all(v is None or _is_number(v) for v in losses.values())),
+          "losses is not a mapping of numbers")
+
+
+def _check_eval(ev: dict) -> None:
+    _task(ev, "after_task")
+    accs = ev.get("task_acc")
+    _need(_numbers(accs) and len(accs) == ev["after_task"] + 1, "task_acc is not one accuracy per seen task")
+    counts = ev.get("task_n")
+    _need(counts is None or (isinstance(counts, list) and len(counts) == len(accs)
+                             and all(_is_int(n) and 0 <= n <= MAX_SEQ for n in counts)), "task_n")
+    _number_or_none(ev, "acc")
+
+
+def _check_grid(ev: dict, labels: str, values: str) -> None:
+    _need(isinstance(ev.get(labels), list) and all(isinstance(x, str) for x in ev[labels]), f"{labels}")
+    _need(isinstance(ev.get(values), list) and all(_numbers(row, True) for row in ev[values]), f"{values}")
+
+
+def _check_relevance(ev: dict) -> None:
+    _task(ev, "task")
+    _check_grid(ev, "rows", "values")
+    _need(isinstance(ev.get("cols"), list) and all(isinstance(x, str) for x in ev["cols"]), "cols")
+    _need(ev.get("utility") is None or _numbers(ev["utility"], True), "utility")
+
+
+def _check_pool(ev: dict) -> None:
+    _task(ev, "task")
+    _need(isinstance(ev.get("kept"), list) and all(isinstance(x, str) for x in ev["kept"]), "kept")
+    _str_or_none(ev, "pruned")
+
+
+def _check_affinity(ev: dict) -> None:
+    _task(ev, "task")
+    _check_grid(ev, "labels", "values")
+
+
+def _check_task_started(ev: dict) -> None:
+    _task(ev, "task")
+
+
+def _check_task_finished(ev: dict) -> None:
+    _task(ev, "task")
+    _number_or_none(ev, "seconds")
+
+
+def _check_checkpoint(ev: dict) -> None:
+    _task(ev, "task")
+    _str_or_none(ev, "path", "sha256")
+
+
+def _check_log(ev: dict) -> None:
+    _need(isinstance(ev.get("level"), str) and isinstance(ev.get("message"), str), "level and message")
+
+
+def _check_run_finished(ev: dict) -> None:
+    _number_or_none(ev, "last", "avg", "forgetting", "bwt")
+
+
+def _check_run_failed(ev: dict) -> None:
+    _str_or_none(ev, "error", "traceback")
+
+
+def _check_run_stopped(ev: dict) -> None:
+    _task(ev, "after_task", optional=True, lowest=-1)
+
+
+CHECKS: dict[str, Callable[[dict], None]] = {
+    "run_started": _check_run_started, "step": _check_step, "eval": _check_eval,
+    "relevance": _check_relevance, "pool": _check_pool, "affinity": _check_affinity,
+    "task_started": _check_task_started, "task_finished": _check_task_finished, "checkpoint": _check_checkpoint,
+    "log": _check_log, "run_finished": _check_run_finished, "run_failed": _check_run_failed,
+    "run_stopped": _check_run_stopped,
+}
+
+
+def check(event: dict) -> None:
+    """Raise ValueError when a v1 event's fields cannot be what the engine writes (a line appended by
+    something else, or damaged in place): readers of the run log may then trust every stored field.
+    Unknown types and newer schema versions pass; they are kept raw and never interpreted."""
+    if event["v"] > SCHEMA_VERSION:
+        return
+    checker = CHECKS.get(event["type"])
+    if checker is not None:
+        checker(event)
 
 
 # ----------------------------------------------------------------------------------------- apply
@@ -93,10 +265,12 @@ def _parse(raw: bytes) -> dict | None:
 def apply(db: Database, run_id: str, event: dict) -> None:
     """Write the rows an event implies; the caller has inserted it into ``events`` already.
 
-    Events of a newer schema are only kept raw: their fields may mean something else.
+    Events of a newer schema are only kept raw: their fields may mean something else. Raises
+    ValueError (see :func:`check`) for an event that is not what the engine writes.
     """
     if event["v"] > SCHEMA_VERSION:
         return
+    check(event)
     if isinstance(event["ts"], (int, float)):
         db.execute(
             "UPDATE runs SET heartbeat_ts = max(coalesce(heartbeat_ts, 0), ?) WHERE run_id = ?",

@@ -35,8 +35,9 @@ __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "dataset", "n_tasks", "last", "avg", "forgetting",
                "bwt", "created", "finished"]
-STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost")
+STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled")
 ACTIVE = ("queued", "running")
+FINAL = ("finished", "failed", "stopped", "lost", "cancelled")
 BUSY_TIMEOUT_S = 30.0
 HEARTBEAT_STALE_S = 60.0  # a run on another host is lost after this long without an event
 
@@ -101,8 +102,19 @@ def _v2(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN stop_requested REAL")
 
 
+def _v3(db: Database) -> None:
+    # The run queue: when a run was submitted (``queued_at``; NULL for a run started at once) and the
+    # devices it holds while it runs (``device``: "0,1", "cpu"), plus home-wide settings (per-GPU limit).
+    db.executescript("""
+        ALTER TABLE runs ADD COLUMN device TEXT;
+        ALTER TABLE runs ADD COLUMN queued_at REAL;
+        CREATE INDEX runs_by_status ON runs (status, queued_at);
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """)
+
+
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
-MIGRATIONS = [_v1, _v2]
+MIGRATIONS = [_v1, _v2, _v3]
 
 
 # ----------------------------------------------------------------------------------------- journal
@@ -192,6 +204,11 @@ class Store:
             db.close()
             self._local.db = None
 
+    def transaction(self) -> contextlib.AbstractContextManager[Database]:
+        """A ``BEGIN IMMEDIATE`` transaction on this thread's connection: the write lock is taken up front,
+        so what is read inside stays true until the commit (the queue claims runs this way)."""
+        return self._write()
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[Database]:
         """One write transaction that takes the write lock up front, waiting up to the busy timeout."""
@@ -232,20 +249,23 @@ class Store:
             return
         launch = _read_json(run_dir / "launch.json")
         config = _read_yaml(run_dir / "config.yaml")
+        # Both files may have been edited by hand: take only fields of the right type.
+        gpus = launch.get("gpus")
+        gpus_ok = _typed(gpus, int) is not None or (isinstance(gpus, list) and all(_typed(g, int) is not None for g in gpus))
         db["runs"].insert({
             "run_id": run_dir.name,
-            "name": launch.get("name") or config.get("name") or run_dir.name,
-            "preset": launch.get("preset"),
-            "config": json.dumps(config) if config else None,
-            "method": config.get("method"),
-            "dataset": (config.get("data") or {}).get("name"),
-            "n_tasks": (config.get("scenario") or {}).get("n_tasks"),
+            "name": _typed(launch.get("name"), str) or _typed(config.get("name"), str) or run_dir.name,
+            "preset": _typed(launch.get("preset"), str),
+            "config": json.dumps(config, default=str) if config else None,
+            "method": _typed(config.get("method"), str),
+            "dataset": _typed(_section(config, "data").get("name"), str),
+            "n_tasks": _typed(_section(config, "scenario").get("n_tasks"), int),
             "status": "queued",
-            "pid": launch.get("pid"),
-            "host": launch.get("host"),
-            "gpus": json.dumps(launch["gpus"]) if launch.get("gpus") is not None else None,
+            "pid": _typed(launch.get("pid"), int),
+            "host": _typed(launch.get("host"), str),
+            "gpus": json.dumps(gpus) if gpus_ok else None,
             "run_dir": str(run_dir),
-            "created": launch.get("created") or run_dir.stat().st_mtime,
+            "created": _typed(launch.get("created"), float) or run_dir.stat().st_mtime,
         })
 
     def ingest(self, run_dir: str | Path) -> IngestReport:
@@ -259,19 +279,41 @@ class Store:
             self._register(db, run_dir)
             state = db.execute("SELECT byte_offset, lines FROM ingest_state WHERE run_id = ?", [run_id]).fetchone()
             chunk = ingest.read_new(run_dir / "events.jsonl", *(state or (0, 0)))
-            for event in chunk.events:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO events (run_id, seq, ts, type, v, body) VALUES (?, ?, ?, ?, ?, ?)",
-                    [run_id, event["seq"], event["ts"], event["type"], event["v"], json.dumps(event)],
-                )
-                if not cursor.rowcount:
-                    continue  # this seq was applied before (a re-read after a lost offset)
-                ingest.apply(db, run_id, event)
-                report.new_events += 1
+            refused = []
+            for number, event in zip(chunk.numbers, chunk.events):
+                # Each event in a savepoint: one whose fields are not what the engine writes is rolled
+                # back alone and reported by line; a full disk or a lock still aborts the whole ingest.
+                db.execute("SAVEPOINT event")
+                try:
+                    new = self._apply(db, run_id, event)
+                    db.execute("RELEASE event")
+                except ingest.EVENT_ERRORS:
+                    db.execute("ROLLBACK TO event")
+                    db.execute("RELEASE event")
+                    refused.append(number)
+                    continue
+                report.new_events += new
             db["ingest_state"].upsert({"run_id": run_id, "byte_offset": chunk.offset, "lines": chunk.lines},
                                       pk="run_id")
-        report.bad_lines, report.newer_lines = chunk.bad_lines, chunk.newer_lines
+        report.bad_lines = sorted(chunk.bad_lines + refused)
+        report.newer_lines = [n for n in chunk.newer_lines if n not in refused]
         return report
+
+    @staticmethod
+    def _apply(db: Database, run_id: str, event: dict) -> bool:
+        """Store one event and its rows; False when this seq is stored already with the same body (a
+        re-read after a lost offset). The same seq with another body is refused: the engine never
+        reuses one, so the later line is not the engine's."""
+        body = json.dumps(event)
+        cursor = db.execute("INSERT OR IGNORE INTO events (run_id, seq, ts, type, v, body) VALUES (?, ?, ?, ?, ?, ?)",
+                            [run_id, event["seq"], event["ts"], event["type"], event["v"], body])
+        if cursor.rowcount:
+            ingest.apply(db, run_id, event)
+            return True
+        stored = db.execute("SELECT body FROM events WHERE run_id = ? AND seq = ?", [run_id, event["seq"]]).fetchone()
+        if stored[0] != body:  # both dumped from parsed lines: equal events give equal text, NaN included
+            raise ValueError(f"seq {event['seq']} is taken by another event")
+        return False
 
     def ingest_all(self) -> dict[str, IngestReport]:
         """Ingest every run dir under ``runs_dir`` that has something new; returns reports by run id."""
@@ -426,6 +468,16 @@ class Store:
     def set_archived(self, run_id: str, archived: bool) -> None:
         self.update_run(run_id, archived=int(archived))
 
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A home-wide setting (JSON value), e.g. ``queue.per_gpu``."""
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       [key, json.dumps(value)])
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (the launcher records pid, host and status this way)."""
         with self._write() as db:
@@ -436,6 +488,22 @@ class Store:
         if unknown:
             raise ValueError(f"runs has no column(s) {sorted(unknown)}")
         return fields
+
+
+def _typed(value: Any, kind: type) -> Any:
+    """``value`` if it is a ``kind`` (an int counts as a float, a bool as neither), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if kind is int and isinstance(value, int) and not -2**63 <= value < 2**63:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def _section(tree: dict, key: str) -> dict:
+    value = tree.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _size(path: Path) -> int:
