@@ -3,18 +3,24 @@
     .venv/bin/python scripts/bench_tui.py [--runs 1000] [--size 120x40]
 
 Prints figures; asserts nothing. Goals (issue 5): first paint with 1,000 runs < 1 s, an event written
-to events.jsonl shown in its panel < 0.5 s. The app runs headless (Textual's test driver), so terminal
-output time is not included; everything else (SQLite on worker threads, layout, rendering) is.
+to events.jsonl shown in its panel < 0.5 s. Most figures come from the app run headless (Textual's test
+driver: SQLite on worker threads, layout and rendering included, terminal output not); the start is also
+timed as a user sees it, the `seca-tui` command in a pseudo-terminal. POSIX only.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
+import pty
+import select
 import statistics
+import struct
 import subprocess
 import sys
+import termios
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +86,33 @@ def report_first_paint(home: Path, size: tuple[int, int], n_rows: int, repeats: 
         print(f"  {key:<24} {statistics.median(values):5.0f} / {min(values):5.0f} ms{goal}")
 
 
+def terminal_first_paint(home: Path, size: tuple[int, int], marker: bytes) -> float:
+    """Seconds from starting the ``seca-tui`` command in a pseudo-terminal until ``marker`` (a run name)
+    has been written to it: the whole start as a user sees it, CLI and terminal output included."""
+    command = Path(sys.executable).with_name("seca-tui")
+    t0 = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the TUI on the pty
+        os.environ.update(SECA_TUI_HOME=str(home), TERM="xterm-256color")
+        os.execv(command, [str(command)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+    seen, shown = b"", None
+    while shown is None and time.perf_counter() - t0 < 30:
+        if select.select([fd], [], [], 0.01)[0]:
+            seen += os.read(fd, 1 << 16)
+            shown = time.perf_counter() - t0 if marker in seen else None
+    os.write(fd, b"\x11")  # ctrl+q
+    while select.select([fd], [], [], 2)[0]:  # drain until the app has restored the terminal and quit
+        try:
+            if not os.read(fd, 1 << 16):
+                break
+        except OSError:
+            break
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return 1000 * shown if shown is not None else float("nan")
+
+
 async def latency(home: Path, live_runs: list, size: tuple[int, int]) -> None:
     from seca_tui.app import SecaApp
     from seca_tui.screens.live import LiveScreen
@@ -134,6 +167,9 @@ def main() -> None:
         engines = [fake_engine(run_dir) for run_dir, _ in live]  # the runs count as running, not lost
         try:
             report_first_paint(home, size, args.runs + LATENCY_RUNS, args.repeats)
+            starts = [terminal_first_paint(home, size, b"live 9") for _ in range(args.repeats)]
+            print(f"  `seca-tui` in a terminal   {statistics.median(starts):5.0f} / {min(starts):5.0f} ms "
+                  f"until the newest run is on screen (CLI start and terminal output included)")
             asyncio.run(latency(home, live, size))
         finally:
             for proc in engines:
