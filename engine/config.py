@@ -68,6 +68,7 @@ class ModelConfig:
     adapter_dropout: float = _range(0.1, 0.0, 0.99)
     prompt_length: int = _range(8, 1, 32)
     prompt_init_std: float = _range(0.02, 0.0)
+    prompt_init: str = ""  # "": N(0, std²) as in the method; a phrase: start each prompt from its words (CoOp's ctx_init)
     zeroshot_template: str = "a good photo of a {}."
     logit_scale: float = _range(0.0, 0.0)  # 0: CLIP's own exp(logit_scale), ~100 for OpenAI weights
 

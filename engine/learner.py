@@ -113,7 +113,11 @@ class SecaLearner(nn.Module):
         for p in self.prompts:
             p.requires_grad_(False)  # earlier prompts are frozen and kept
         m = self.cfg.model
-        self.prompts.append(nn.Parameter(torch.randn(m.prompt_length, self.clip.text_width, device=self.device) * m.prompt_init_std))
+        if m.prompt_init:
+            init = self.clip.context_embedding(m.prompt_init, m.prompt_length)
+        else:
+            init = torch.randn(m.prompt_length, self.clip.text_width, device=self.device) * m.prompt_init_std
+        self.prompts.append(nn.Parameter(init))
         self.old_text = None  # S_y^(i) for i < s: the earlier prompts on the task's classes, once per task
         if task and self.aggregator is not None:
             with torch.no_grad():

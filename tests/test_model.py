@@ -63,3 +63,13 @@ def test_local_checkpoint_loads_and_a_corrupt_one_is_named(clip, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError, match="bad.pt"):
         load_clip(ModelConfig(name="seca-tiny", pretrained=str(bad)), torch.device("cpu"))
+
+
+def test_prompt_can_start_from_a_phrase(clip):
+    tokens = clip.prompt_tokens(["red circle", "blue star"], 8)
+    context = clip.context_embedding("a good photo of a", 8)
+    expected = F.normalize(clip.model.encode_text(clip.tokenize(["X X X a good photo of a red circle.",
+                                                                 "X X X a good photo of a blue star."])), dim=-1)
+    assert torch.allclose(clip.encode_prompted(context, tokens), expected, atol=1e-6)
+    with pytest.raises(ModelLoadError.__base__, match="has 9 tokens, but model.prompt_length is 8"):
+        clip.context_embedding("one two three four five six seven eight nine", 8)

@@ -162,6 +162,16 @@ class Clip:
         x = x[torch.arange(len(x), device=x.device), eot]
         return F.normalize(x @ m.text_projection, dim=-1)
 
+    def context_embedding(self, phrase: str, length: int) -> torch.Tensor:
+        """The token embeddings of ``phrase``, left-padded with placeholders to ``length``: a prompt
+        that starts as ``"X X X a good photo of a {name}."`` reads like CLIP's own templates."""
+        tokens = self.tokenize([phrase])[0]
+        words = tokens[1 : int(tokens.argmax())]
+        if len(words) > length:
+            raise ConfigError(f"Config key 'model.prompt_init' has {len(words)} tokens, but model.prompt_length is {length}.")
+        pad = self.tokenize([" ".join([PLACEHOLDER] * (length - len(words)))])[0, 1 : 1 + length - len(words)]
+        return self.model.token_embedding(torch.cat([pad, words])).detach().clone()
+
     def placeholder_embedding(self, length: int) -> torch.Tensor:
         """The token embeddings of the placeholders; a prompt equal to them reproduces CLIP's text."""
         tok = self.tokenize([" ".join([PLACEHOLDER] * length)])[0, 1 : 1 + length]
