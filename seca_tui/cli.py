@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,10 @@ import typer
 
 from engine import config
 from engine.config import ConfigError
-from seca_tui import export, launcher, progress
+from engine import paths
+from seca_tui import export, launcher, progress, queue
 from seca_tui.export import run_record
-from seca_tui.store import STATUSES, Store
+from seca_tui.store import FINAL, STATUSES, Store
 
 app = typer.Typer(
     name="seca-tui",
@@ -57,6 +59,8 @@ def command(group: typer.Typer = app, name: str | None = None) -> Callable:
                 _die(str(e))
             except OSError as e:  # an unwritable export file, a full disk: the user can act on it
                 _die(f"{e.filename or 'seca-tui'}: {e.strerror or e}.")
+            except sqlite3.Error as e:  # a full disk or a read-only home under the run log
+                _die(f"The run log {paths.home() / 'runs.db'} cannot be used: {str(e).rstrip('.')}.")
         return group.command(name)(guarded)
     return register
 
@@ -93,6 +97,11 @@ def _store() -> Store:
             typer.echo(f"warning: run {run_id}: line(s) {_numbers(report.newer_lines)} come from a newer engine; "
                        "upgrade seca-tui to read them.", err=True)
     store.mark_lost()
+    # Every command gives the queue a turn: runs whose devices freed up start now, and a background
+    # scheduler is (re)started while some wait (after a reboot, say).
+    queue.schedule(store)
+    if queue.pending(store):
+        queue.ensure_scheduler()
     return store
 
 
@@ -141,20 +150,101 @@ def run(
     preset: str = typer.Argument("demo", help="Preset name (see `seca-tui presets`) or a YAML file."),
     overrides: Optional[List[str]] = OverrideOpt,
     name: Optional[str] = typer.Option(None, "--name", help="A name to find the run by."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="N|LIST", help="GPU count or indices, e.g. 2 or 0,1 (recorded; data-parallel comes later)."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id on the last line."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", metavar="N|LIST",
+                                       help="Data-parallel over N processes (torchrun), or over the listed GPUs "
+                                            "(e.g. 0,1: sets CUDA_VISIBLE_DEVICES). With train.device=cpu, N CPU ranks."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id(s) on the last line(s)."),
+    in_queue: bool = typer.Option(False, "--queue", "-q", help="Wait in the run queue for a free device instead of starting now."),
+    trials: Optional[str] = typer.Option(None, "--trials", metavar="all|N",
+                                         help="Queue one run per trial (class order) of the preset: all, or the first N."),
+    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", metavar="N", help="Queue: runs per device at once (kept for this home; default 1)."),
 ) -> None:
-    """Start a run; without --detach, follow it until it ends (Ctrl-C asks whether to stop it)."""
+    """Start a run (or queue runs); without --detach, follow until they end (Ctrl-C asks whether to stop)."""
     gpu_spec = launcher.parse_gpus(gpus) if gpus is not None else None
+    base = config.load(preset, overrides or [])  # the preset's own mistakes first, then its trials
+    trial_overrides = _trials(base, trials) if trials is not None else [[]]
+    # Everything is checked (dataset root, task plan) before anything is created.
+    cfgs = [launcher.prepare(preset, [*(overrides or []), *extra], _trial_name(name or base.name, extra))
+            for extra in trial_overrides]
+    if in_queue or trials is not None or per_gpu is not None:
+        if per_gpu is not None and per_gpu < 1:
+            raise ConfigError("--per-gpu needs at least 1 run per device.")
+        queue.check_fits(gpu_spec, queue.devices())
     store = _store()
-    handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store)
-    launcher.start(handle.run_dir, store=store)
-    typer.echo(f"Started run {handle.config.name} ({handle.config.method}, {handle.config.data.name}) "
-               f"in {handle.run_dir}")
+    if not (in_queue or trials is not None or per_gpu is not None):
+        handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store, cfg=cfgs[0])
+        launcher.start(handle.run_dir, store=store)
+        typer.echo(f"Started run {handle.config.name} ({handle.config.method}, {handle.config.data.name}) "
+                   f"in {handle.run_dir}")
+        if detach:
+            typer.echo(handle.run_id)
+        else:
+            _follow(store, handle.run_id)
+        return
+    if per_gpu is not None:
+        queue.set_per_gpu(store, per_gpu)
+    handles = [launcher.create_run(preset, [*(overrides or []), *extra], name=cfg.name, gpus=gpu_spec, store=store,
+                                   cfg=cfg, queued=True) for cfg, extra in zip(cfgs, trial_overrides)]
+    started = dict(queue.schedule(store))
+    if queue.pending(store):
+        queue.ensure_scheduler()
+    for h in handles:
+        where = f"started on {','.join(started[h.run_id])}" if h.run_id in started else "queued"
+        typer.echo(f"Run {h.config.name} ({h.config.method}, {h.config.data.name}) {where}: {h.run_dir}")
+    run_ids = [h.run_id for h in handles]
     if detach:
-        typer.echo(handle.run_id)
+        typer.echo("\n".join(run_ids))
+    elif len(run_ids) == 1:
+        _follow(store, run_ids[0])
     else:
-        _follow(store, handle.run_id)
+        _follow_many(store, run_ids)
+
+
+def _trials(cfg: config.Config, trials: str) -> list[list[str]]:
+    """``--trials all|N`` → the overrides of each trial's run."""
+    total = cfg.scenario.trials
+    if trials == "all":
+        count = total
+    elif trials.isdigit() and int(trials) >= 1:
+        count = int(trials)
+        if count > total:
+            raise ConfigError(f"--trials {count} asks for more trials than the preset defines ({total}, "
+                              "config key 'scenario.trials').")
+    else:
+        raise ConfigError(f"--trials takes 'all' or a count like 3, not '{trials}'.")
+    return [[f"scenario.trial={k}"] for k in range(count)]
+
+
+def _trial_name(name: str, extra: list[str]) -> str:
+    return f"{name}-trial{extra[0].rsplit('=', 1)[1]}" if extra else name
+
+
+def _follow_many(store: Store, run_ids: list[str]) -> None:
+    """One line per change of any of ``run_ids`` until all have ended, then their metrics."""
+    seen: dict[str, str] = {}
+    try:
+        while True:
+            for run_id in run_ids:
+                store.ingest(store.run(run_id)["run_dir"])
+            store.mark_lost()
+            queue.schedule(store)
+            runs = [store.run(r) for r in run_ids]
+            for r in runs:
+                if seen.get(r["run_id"]) != r["status"]:
+                    seen[r["run_id"]] = r["status"]
+                    where = f" on {r['device']}" if r["status"] == "running" and r["device"] else ""
+                    typer.echo(f"{time.strftime('%H:%M:%S')} {r['run_id']} ({r['name']}) {r['status']}{where}")
+            if all(r["status"] in FINAL for r in runs):
+                break
+            time.sleep(progress.POLL_S)
+    except KeyboardInterrupt:
+        typer.echo("\nThe runs go on; the queue starts the waiting ones. `seca-tui runs` shows them.")
+        raise typer.Exit(0)
+    _table(["run", "name", "status", "last", "avg", "forgetting", "bwt"],
+           [[r["run_id"], r["name"], r["status"], _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]),
+             _num(r["bwt"])] for r in runs])
+    if any(r["status"] in ("failed", "lost") for r in runs):
+        _die("Some runs did not finish; `seca-tui show RUN` says why.")
 
 
 @command()
@@ -198,11 +288,58 @@ def _ask_stop() -> str:
 
 @command()
 def stop(run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix.")) -> None:
-    """Ask a run to stop after its current step (it can be resumed)."""
+    """Ask a run to stop after its current step (it can be resumed); a queued run is cancelled."""
     store = _store()
     run_id = store.resolve(run_ref)
-    launcher.stop(run_id, store)
-    typer.echo(f"Asked run {run_id} to stop; it stops after the current step.")
+    if launcher.stop(run_id, store) == "cancelled":
+        typer.echo(f"Run {run_id} was queued; it is cancelled.")
+    else:
+        typer.echo(f"Asked run {run_id} to stop; it stops after the current step.")
+
+
+@command()
+def cancel(run_refs: List[str] = typer.Argument(..., metavar="RUN", help="Queued runs (ids, names or unique prefixes).")) -> None:
+    """Take queued runs out of the queue before they start."""
+    store = _store()
+    for run_id in dict.fromkeys(store.resolve(r) for r in run_refs):
+        launcher.cancel(run_id, store)
+        typer.echo(f"Cancelled run {run_id}.")
+
+
+@command(name="queue")
+def queue_cmd(
+    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", metavar="N", help="Runs per device at once (kept for this home)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Serve the queue from a background process and return."),
+    once: bool = typer.Option(False, "--once", help="Start what fits now and return."),
+    poll: float = typer.Option(queue.POLL_S, "--poll", metavar="SECONDS", help="How often to look for free devices."),
+    background: bool = typer.Option(False, "--background", hidden=True),
+) -> None:
+    """Show the run queue and start queued runs as devices free up, until none is waiting."""
+    store = Store.open()  # not _store(): that would start a background scheduler of its own
+    if per_gpu is not None:
+        queue.set_per_gpu(store, per_gpu)
+    if background:
+        queue.serve(store, poll, lock=queue.lock_path())
+        return
+    store.ingest_all()
+    store.mark_lost()
+    available = queue.devices()
+    running = store.runs(status="running", include_archived=True)
+    typer.echo(f"Devices: {', '.join(available)} ({queue.per_gpu(store)} run(s) per device); "
+               f"{queue.pending(store)} queued, {len(running)} running.")
+    if detach:
+        started = queue.ensure_scheduler(poll=poll)
+        typer.echo("Started a background scheduler." if started else "A background scheduler is already running.")
+        return
+    if once:
+        for run_id, chosen in queue.schedule(store):
+            typer.echo(f"started {run_id} on {','.join(chosen)}")
+        return
+    try:
+        queue.serve(store, poll)
+    except KeyboardInterrupt:
+        raise typer.Exit(0)
+    typer.echo("Nothing is queued.")
 
 
 @command()
@@ -240,9 +377,10 @@ def runs(
     if not found:
         typer.echo("No runs yet; start one with `seca-tui run`." if not status else f"No {status} runs.")
         return
-    _table(["run", "name", "status", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
-           [[r["run_id"], r["name"], r["status"], r["method"] or "-", r["dataset"] or "-", r["split"] or "-",
-             _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])] for r in found])
+    _table(["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
+           [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["method"] or "-", r["dataset"] or "-",
+             r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
+            for r in found])
 
 
 @command()
@@ -256,7 +394,7 @@ def show(
     if as_json:
         _json({**run_record(run), "matrix": run["matrix"]})
         return
-    pairs = [("run", run["run_id"]), ("name", run["name"]), ("status", run["status"]),
+    pairs = [("run", run["run_id"]), ("name", run["name"]), ("status", run["status"]), ("device", run["device"]),
              ("method", run["method"]), ("dataset", run["dataset"]), ("split", run["split"]),
              ("created", _when(run["created"])), ("finished", _when(run["finished"])),
              ("run dir", run["run_dir"]), ("tags", ", ".join(run["tags"])), ("notes", run["notes"]),

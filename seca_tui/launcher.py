@@ -4,13 +4,23 @@ A run's engine must outlive whatever started it (an SSH session, a TUI that cras
 session of its own, reads /dev/null and appends its output to ``engine.log`` — never to a pipe the
 caller holds, since writing to a closed pipe kills it with BrokenPipeError. This module writes only
 ``config.yaml`` and ``launch.json`` in a run dir; everything else there is the engine's.
+
+Data-parallel runs (``--gpus 2`` or ``--gpus 0,1``) start through ``python -m torch.distributed.run
+--standalone --nproc_per_node K``: the recorded pid is torchrun's agent, which leads the session,
+so a stop signals the whole process group. ``--gpus`` counts processes; a list also sets
+``CUDA_VISIBLE_DEVICES``. With ``train.device=cpu`` the K processes are CPU ranks over gloo.
+
+Before anything is created, :func:`prepare` checks the config, the dataset root and the task plan
+without torch, so a mistake leaves no run dir and no run in the log.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +35,14 @@ from engine.config import Config, ConfigError
 from seca_tui.process import HOST, is_alive
 from seca_tui.store import ACTIVE, Store
 
-__all__ = ["RunHandle", "create_run", "start", "stop", "resume", "is_alive", "parse_gpus", "engine_command"]
+__all__ = ["RunHandle", "prepare", "preflight", "create_run", "start", "spawn", "stop", "cancel", "resume",
+           "is_alive", "parse_gpus", "processes", "engine_command"]
 
 # The folder that holds the `engine` package, found without importing it (that would load nothing
 # heavy today, but the child must find it whatever our cwd is).
 ENGINE_ROOT = Path(importlib.util.find_spec("engine").origin).resolve().parents[1]
 RESUMABLE = ("stopped", "failed", "lost")
+TORCHRUN = ["-m", "torch.distributed.run", "--standalone"]
 
 
 @dataclass
@@ -62,17 +74,59 @@ def parse_gpus(text: str) -> int | list[int]:
     return devices
 
 
-def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,
-               home: Path | None = None, gpus: int | list[int] | None = None,
-               store: Store | None = None) -> RunHandle:
-    """Validate the config, make ``<home>/runs/<run_id>/`` with ``config.yaml`` and ``launch.json``,
-    and record the run as queued. Raises :class:`ConfigError` for any user mistake."""
+def prepare(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None) -> Config:
+    """The validated config of a new run, its dataset root and task plan checked (:func:`preflight`).
+    Raises :class:`ConfigError` (a :class:`DatasetError` shows the expected layout) for any mistake."""
     cfg = config.load(preset_or_file, list(overrides))
     if name:
         cfg.name = name
     if cfg.data.root:
         # The engine runs elsewhere and may be resumed from anywhere: pin the user's relative path now.
         cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    preflight(cfg)
+    return cfg
+
+
+def preflight(cfg: Config) -> None:
+    """Check, without torch and without decoding or rendering an image, that the dataset is where the
+    config says and that the task plan fits it (class order, number of tasks). Raises what the
+    engine would raise minutes later, after the run dir exists."""
+    from engine.data.registry import READERS  # numpy and PIL at most: imported here, not with the CLI
+    from engine.data.scenario import build_plan
+
+    n_classes = _class_count(importlib.import_module(READERS[cfg.data.name]), cfg.data)
+    if n_classes is not None:
+        build_plan(cfg.scenario, [f"class {i}" for i in range(n_classes)])
+
+
+def _class_count(reader, data) -> int | None:
+    """How many classes the dataset has, as cheaply as each reader allows."""
+    check = getattr(reader, "check", None)
+    if check is not None:  # the reader's own cheap check, where it has one: its class names
+        return len(check(data))
+    if data.name in ("folder", "imagenet-r", "imagenet-a"):
+        return len(reader.load(data).class_names)  # lists the files (scandir), decodes none
+    if data.name == "shapes-r":
+        return len(reader.CLASS_NAMES)  # rendered on first use, by the engine, not here
+    if data.name == "synthetic":
+        return data.synthetic_classes
+    if data.name == "cifar100":
+        root = paths.data_root(data.name, data.root)
+        found = any(all((base / f).is_file() for f in reader.FILES) for base in (root / reader.FOLDER, root))
+        if not found and not data.download:
+            reader.load(data)  # raises the layout error before it reads anything
+        return 100  # reading the 150 MB of pickles is the engine's job
+    return None
+
+
+def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,
+               home: Path | None = None, gpus: int | list[int] | None = None,
+               store: Store | None = None, cfg: Config | None = None, queued: bool = False) -> RunHandle:
+    """Validate the config (or take ``cfg`` from :func:`prepare`), make ``<home>/runs/<run_id>/`` with
+    ``config.yaml`` and ``launch.json``, and record the run as queued (``queued``: submitted to the run
+    queue, which starts it when a device is free). Raises :class:`ConfigError` for any user mistake;
+    a failure part-way (a full disk) removes the run dir, so nothing half-made is left."""
+    cfg = cfg or prepare(preset_or_file, overrides, name)
     home = Path(home or paths.home())
     store = store or Store.open(home)
     runs = store.runs_dir
@@ -84,19 +138,69 @@ def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | N
             break
         except FileExistsError:
             continue
-    _write_atomic(run_dir / "config.yaml", config.dump(cfg))
-    _write_launch(run_dir, {
-        "run_id": run_dir.name, "name": cfg.name, "preset": preset_or_file, "overrides": list(overrides),
-        "gpus": gpus, "host": HOST, "created": time.time(),
-    })
-    store.register(run_dir)
+    try:
+        _write_atomic(run_dir / "config.yaml", config.dump(cfg))
+        now = time.time()
+        _write_launch(run_dir, {
+            "run_id": run_dir.name, "name": cfg.name, "preset": preset_or_file, "overrides": list(overrides),
+            "gpus": gpus, "host": HOST, "created": now,
+        })
+        store.register(run_dir, **({"queued_at": now} if queued else {}))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return RunHandle(run_dir.name, run_dir.resolve(), cfg)
 
 
-def engine_command(run_dir: Path, resume: bool = False) -> list[str]:
-    """The engine's command line for a run dir (its resolved ``config.yaml``)."""
-    argv = [sys.executable, "-m", "engine", "run", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
-    return argv + ["--resume"] if resume else argv
+def processes(gpus: int | list | None, devices: list[str] | None = None) -> int:
+    """How many engine processes a run gets: one per device it holds, else one per GPU asked for."""
+    if devices:
+        return len(devices)
+    if isinstance(gpus, list):
+        return len(gpus)
+    return gpus if isinstance(gpus, int) and gpus > 0 else 1
+
+
+def engine_command(run_dir: Path, resume: bool = False, nproc: int = 1) -> list[str]:
+    """The engine's command line for a run dir (its resolved ``config.yaml``); through torchrun with
+    ``nproc`` processes when that is more than one."""
+    engine = ["-m", "engine", "run", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+    engine += ["--resume"] if resume else []
+    if nproc > 1:
+        return [sys.executable, *TORCHRUN, "--nproc_per_node", str(nproc), *engine]
+    return [sys.executable, *engine]
+
+
+def spawn(run_dir: str | Path, resume: bool = False, command: Sequence[str] | None = None,
+          devices: list[str] | None = None) -> tuple[int, list[str] | None]:
+    """Start the engine on ``run_dir`` detached and record it in ``launch.json``; the store is not
+    touched (the queue calls this inside its own transaction). ``devices``: what the queue gave the
+    run (``None``: what ``launch.json`` says, i.e. the devices of its first start or its ``--gpus``
+    list). Returns the pid and the devices the run holds."""
+    run_dir = Path(run_dir).resolve()
+    launch = read_launch(run_dir)
+    gpus = launch.get("gpus")
+    if devices is None:
+        devices = launch.get("devices") or ([str(g) for g in gpus] if isinstance(gpus, list) else None)
+    nproc = processes(gpus, devices)
+    if command is None:  # looked up now, so tests may swap in a fake engine
+        command = engine_command(run_dir, resume) if nproc == 1 else engine_command(run_dir, resume, nproc)
+    argv = list(command)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
+    if devices and devices != ["cpu"]:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+    with open(run_dir / "engine.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, cwd=run_dir, env=env,
+        )
+    # Reap it when it exits, so it never lingers as a zombie that a pid check would call alive.
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    launch.update({"pid": proc.pid, "host": HOST, "argv": argv, "python": sys.executable, "started": time.time(),
+                   "devices": devices, "processes": nproc})
+    _write_launch(run_dir, launch)
+    return proc.pid, devices
 
 
 def start(run_dir: str | Path, resume: bool = False, store: Store | None = None,
@@ -105,26 +209,16 @@ def start(run_dir: str | Path, resume: bool = False, store: Store | None = None,
     command line (tests run a small script through this same path)."""
     run_dir = Path(run_dir).resolve()
     store = store or Store(run_dir.parents[1] / "runs.db")
-    argv = list(command or engine_command(run_dir, resume))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
-    with open(run_dir / "engine.log", "ab") as log:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, cwd=run_dir, env=env,
-        )
-    # Reap it when it exits, so it never lingers as a zombie that a pid check would call alive.
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    launch = _read_launch(run_dir)
-    launch.update({"pid": proc.pid, "host": HOST, "argv": argv, "python": sys.executable, "started": time.time()})
-    _write_launch(run_dir, launch)
-    store.register(run_dir, status="running", pid=proc.pid, host=HOST, finished=None, error=None,
-                   stop_requested=None)
-    return proc.pid
+    pid, devices = spawn(run_dir, resume, command)
+    store.register(run_dir, status="running", pid=pid, host=HOST, finished=None, error=None,
+                   stop_requested=None, device=",".join(devices) if devices else None)
+    return pid
 
 
-def stop(run_id: str, store: Store | None = None) -> None:
-    """Ask a running run to stop gracefully (SIGTERM: it finishes the step and writes ``run_stopped``)."""
+def stop(run_id: str, store: Store | None = None) -> str:
+    """Ask a running run to stop gracefully (SIGTERM to its process group: every torchrun rank finishes
+    the same step and rank 0 writes ``run_stopped``); a queued run is cancelled instead. Returns
+    ``"stopping"`` or ``"cancelled"``."""
     store = store or Store.open()
     run = store.run(run_id)
     if run is None:
@@ -132,8 +226,8 @@ def stop(run_id: str, store: Store | None = None) -> None:
     if run["status"] not in ACTIVE:
         raise ConfigError(f"Run {run_id} is {run['status']}, so there is nothing to stop.")
     if run["status"] == "queued" and not run["pid"]:
-        store.update_run(run_id, status="stopped", finished=time.time())
-        return
+        cancel(run_id, store)
+        return "cancelled"
     alive = is_alive(run["pid"], run["host"], run["run_dir"])
     if alive is None:
         raise ConfigError(f"Run {run_id} runs on host {run['host']}; stop it from there.")
@@ -141,19 +235,51 @@ def stop(run_id: str, store: Store | None = None) -> None:
         store.mark_lost()
         raise ConfigError(f"Run {run_id} has no live process any more; it is marked lost.")
     store.update_run(run_id, stop_requested=time.time())
-    os.kill(run["pid"], signal.SIGTERM)
+    try:
+        signal_run(run["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended just now; its final event (or the lost check) tells how
+    return "stopping"
+
+
+def signal_run(pid: int, sig: int) -> None:
+    """Send ``sig`` to a run: to its whole process group when it leads one (every run we start does;
+    torchrun's agent and its ranks are one group), else to the process alone (a run started by hand,
+    whose group may hold its shell)."""
+    if os.getpgid(pid) == pid:
+        os.killpg(pid, sig)
+    else:
+        os.kill(pid, sig)
+
+
+def cancel(run_id: str, store: Store | None = None) -> None:
+    """Take a queued run out of the queue (status ``cancelled``); its run dir stays for the record.
+    Checked and changed in one write transaction, so it cannot race a scheduler starting it."""
+    store = store or Store.open()
+    with store.transaction() as db:
+        row = db.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise ConfigError(f"No run '{run_id}'.")
+        if row[0] != "queued":
+            hint = "; `seca-tui stop` stops a running one" if row[0] == "running" else ""
+            raise ConfigError(f"Run {run_id} is {row[0]}, and only a queued run can be cancelled{hint}.")
+        db.execute("UPDATE runs SET status = 'cancelled', finished = ? WHERE run_id = ?", [time.time(), run_id])
 
 
 def resume(run_id: str, store: Store | None = None, command: Sequence[str] | None = None) -> int:
-    """Restart a stopped, failed or lost run where its last checkpoint left it; returns the pid."""
+    """Restart a stopped, failed or lost run where its last checkpoint left it; returns the pid. A run
+    that never started (created, or cancelled from the queue) starts from the beginning."""
     store = store or Store.open()
     run = store.run(run_id)
     if run is None:
         raise ConfigError(f"No run '{run_id}'.")
     store.ingest(run["run_dir"])  # a final event not yet read would change the answer
     store.mark_lost()
-    status = store.run(run_id)["status"]
-    if status == "queued":
+    run = store.run(run_id)
+    status = run["status"]
+    if status == "queued" and run["queued_at"]:
+        raise ConfigError(f"Run {run_id} is queued and starts when a device is free; `seca-tui cancel` drops it.")
+    if status in ("queued", "cancelled"):
         return start(run["run_dir"], store=store, command=command)  # it never started: start it
     if status not in RESUMABLE:
         hint = "stop it first" if status == "running" else "there is nothing left to run"
@@ -161,7 +287,8 @@ def resume(run_id: str, store: Store | None = None, command: Sequence[str] | Non
     return start(run["run_dir"], resume=True, store=store, command=command)
 
 
-def _read_launch(run_dir: Path) -> dict:
+def read_launch(run_dir: Path) -> dict:
+    """``launch.json`` of a run dir (``{}`` when missing or damaged)."""
     try:
         return json.loads((run_dir / "launch.json").read_text())
     except (OSError, ValueError):

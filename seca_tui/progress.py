@@ -40,14 +40,14 @@ class Progress:
 
     @classmethod
     def of(cls, run: dict) -> "Progress":
-        return cls(n_tasks=run.get("n_tasks") or 0, epochs=(run.get("config") or {}).get("train", {}).get("epochs", 0))
+        return cls(n_tasks=run.get("n_tasks") or 0, epochs=_epochs(run.get("config"), 0))
 
     def update(self, event: dict) -> str | None:
         """Take in one event; returns a line worth keeping on screen, if the event makes one."""
         kind = event["type"]
         if kind == "run_started":
             self.n_tasks = len(event.get("tasks") or []) or self.n_tasks
-            self.epochs = (event.get("config") or {}).get("train", {}).get("epochs", self.epochs)
+            self.epochs = _epochs(event.get("config"), self.epochs)
         elif kind == "task_started":
             self.task, self.epoch, self.step, self.steps_total = event["task"], 0, 0, 0
         elif kind == "step":
@@ -88,6 +88,13 @@ class Progress:
         return f"{_bar(self.fraction())} " + " · ".join(parts)
 
 
+def _epochs(config, default: int) -> int:
+    """``train.epochs`` of a config as the store has it (a hand-edited config.yaml may hold anything)."""
+    train = config.get("train") if isinstance(config, dict) else None
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0 else default
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
@@ -125,9 +132,13 @@ def follow(store: Store, run_id: str, out: TextIO | None = None, poll: float | N
     run = store.run(run_id)
     state, eta, seq = Progress.of(run), Eta(), -1
     tty = out.isatty()
+    waiting = False
     while True:
         store.ingest(run["run_dir"])
         store.mark_lost()
+        if run["status"] == "queued" and run.get("queued_at") and not waiting:
+            waiting = True
+            out.write(("\r\033[K" if tty else "") + "queued: waiting for a free device (`seca-tui runs` shows the queue)\n")
         for event in store.events(run_id, after_seq=seq):
             seq = event["seq"]
             kept = state.update(event)

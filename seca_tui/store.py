@@ -195,7 +195,12 @@ class Store:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != want:
             conn.execute(f"PRAGMA journal_mode={want}")
         conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync per commit is not needed
-        return Database(conn)
+        db = Database(conn)
+        # sqlite-utils finds out whether upserts work by creating and dropping a table on first use,
+        # inside whatever transaction is open; the DROP fails ("database table is locked") while a
+        # read is still stepping. SQLite has had ON CONFLICT upserts since 3.24: say so up front.
+        db._supports_on_conflict = sqlite3.sqlite_version_info >= (3, 24)
+        return db
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -341,7 +346,7 @@ class Store:
         """
         lost = []
         now = time.time()
-        for run in self.db.query("SELECT * FROM runs WHERE status = 'running'"):
+        for run in list(self.db.query("SELECT * FROM runs WHERE status = 'running'")):  # read whole: ingest writes
             # A run started by hand (python -m engine run) has no pid we know of: judge it by heartbeat.
             alive = is_alive(run["pid"], run["host"], run["run_dir"]) if run["pid"] else None
             if alive is None:
