@@ -69,6 +69,7 @@ class CompareScreen(Screen):
             self._worker.stop()
 
     def _poll(self, store: Store) -> None:
+        store.ingest_all()  # compared runs may still be running; the browser below is not polling
         runs = []
         for run_id in self.run_ids:
             run = store.run(run_id)

@@ -149,6 +149,7 @@ class LiveScreen(Screen):
         run = task_rows = None
         if events or now - self._snapshot_at > SNAPSHOT_SECONDS:
             self._snapshot_at = now
+            store.mark_lost()  # the browser below does not poll while this screen covers it
             run, task_rows = store.run(self.run_id), store.task_rows(self.run_id)
         if events:
             self._seq = events[-1]["seq"]

@@ -49,6 +49,7 @@ class RunsScreen(Screen):
         self._worker: StoreWorker | None = None
         self._posted: list[dict] | None = None  # the last rows sent, to skip identical refreshes
         self._painted = False  # the first rows are on screen
+        self._shown = True  # False while another screen covers this one: no polling then
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filter-bar"):
@@ -75,6 +76,8 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------------------------ store thread
 
     def _poll(self, store: Store) -> None:
+        if not self._shown:
+            return  # the screen on top polls what it shows; on_screen_resume catches up
         self._post(store)  # what the database knows now, before the slower ingest
         if not self._painted:
             return  # ingest competes with the first paint for the GIL: it starts once the rows show
@@ -96,6 +99,14 @@ class RunsScreen(Screen):
         self._show_summary()
         if not self._painted:
             self.call_after_refresh(self._first_paint_done)
+
+    def on_screen_suspend(self) -> None:
+        self._shown = False
+
+    def on_screen_resume(self) -> None:
+        self._shown = True
+        if self._worker is not None:
+            self._worker.wake()
 
     def _first_paint_done(self) -> None:
         self._painted = True
