@@ -316,40 +316,36 @@ def split_spec(split: str) -> tuple[int, int]:
     return {"train": (TRAIN_PER_CLASS, TRAIN_SEED0), "test": (TEST_PER_CLASS, TEST_SEED0)}[split]
 
 
-def split_item(split: str, row: int) -> tuple[str, str, int]:
-    """``(class name, style, seed)`` of row ``row`` of the full split: class-major, styles round-robin."""
-    per_class, seed0 = split_spec(split)
-    label, i = divmod(row, per_class)
-    return CLASS_NAMES[label], RENDITIONS[i % len(RENDITIONS)], seed0 + i
+def split_item(split: str, label: int, index: int) -> tuple[str, str, int]:
+    """``(class name, style, seed)`` of the ``index``-th image of class ``label``: styles round-robin."""
+    return CLASS_NAMES[label], RENDITIONS[index % len(RENDITIONS)], split_spec(split)[1] + index
 
 
-def render_split(split: str) -> np.ndarray:
-    """Every image of ``split`` as one uint8 array (rows × H × W × 3), in :func:`split_item` order."""
-    per_class, _ = split_spec(split)
-    rows = range(len(CLASS_NAMES) * per_class)
-    return np.stack([np.asarray(render(*split_item(split, row))) for row in rows])
+def render_split(split: str, per_class: int) -> np.ndarray:
+    """The first ``per_class`` images of every class as one uint8 array (rows × H × W × 3), class-major."""
+    return np.stack([np.asarray(render(*split_item(split, label, i)))
+                     for label in range(len(CLASS_NAMES)) for i in range(per_class)])
 
 
-def cache_path(root: Path, split: str) -> Path:
-    per_class, _ = split_spec(split)
+def cache_path(root: Path, split: str, per_class: int) -> Path:
     return root / f"{split}-r{RENDER_VERSION}-{per_class}x{IMAGE_SIZE}px.npy"
 
 
-def cached_split(root: Path, split: str) -> Path:
-    """The split's cache file, rendered first if missing or unreadable.
+def cached_split(root: Path, split: str, per_class: int) -> Path:
+    """The cache file of the first ``per_class`` images per class, rendered first if missing or unreadable.
 
-    Written to a temporary file and renamed into place, so an interrupted render leaves no file
-    and concurrent runs each rename a complete one over the other.
+    A capped run gets its own small file rather than the full split: a reduced-size first run
+    renders only what it uses. Written to a temporary file and renamed into place, so an
+    interrupted render leaves no file and concurrent runs each rename a complete one over the other.
     """
-    path = cache_path(root, split)
-    shape = (len(CLASS_NAMES) * split_spec(split)[0], IMAGE_SIZE, IMAGE_SIZE, 3)
+    path = cache_path(root, split, per_class)
     try:
-        if np.load(path, mmap_mode="r").shape == shape:
+        if np.load(path, mmap_mode="r").shape == (len(CLASS_NAMES) * per_class, IMAGE_SIZE, IMAGE_SIZE, 3):
             return path
     except (OSError, ValueError):
         pass  # missing, or not an array: render it
     root.mkdir(parents=True, exist_ok=True)
-    images = render_split(split)
+    images = render_split(split, per_class)
     fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{split}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -384,16 +380,16 @@ class ArrayImages:
 
 
 def _split(root: Path, split: str, cap: int) -> Split:
-    per_class, _ = split_spec(split)
-    keep = min(cap, per_class) if cap else per_class  # the first images of a class cover every style
-    rows = [label * per_class + i for label in range(len(CLASS_NAMES)) for i in range(keep)]
+    full, _ = split_spec(split)
+    per_class = min(cap, full) if cap else full  # the first images of a class cover every style
+    rows = list(range(len(CLASS_NAMES) * per_class))
 
     def describe(row: int) -> str:
-        name, style, seed = split_item(split, row)
-        return f"shapes-r {split} row {row} ({name}, {style}, seed {seed})"
+        name, style, seed = split_item(split, *divmod(row, per_class))
+        return f"shapes-r {split} image ({name}, {style}, seed {seed})"
 
     return Split(items=rows, labels=[row // per_class for row in rows],
-                 load=ArrayImages(cached_split(root, split)), describe=describe)
+                 load=ArrayImages(cached_split(root, split, per_class)), describe=describe)
 
 
 def load(cfg: DataConfig) -> DataSource:
