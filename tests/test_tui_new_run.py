@@ -22,6 +22,13 @@ def verdict(screen: NewRunScreen) -> str:
     return str(screen.query_one("#verdict").content)
 
 
+async def check(pilot, form: NewRunScreen) -> str:
+    """Press ctrl+t and wait for the verdict of the check (it runs on a worker)."""
+    await pilot.press("ctrl+t")
+    await wait_for(pilot, lambda: verdict(form)[:1] in "✓✗", what="the verdict")
+    return verdict(form)
+
+
 def test_demo_preset_comes_first():
     assert preset_choices()[0] == "demo"
 
@@ -33,13 +40,15 @@ def test_config_errors_show_inline(home):
             form = await open_form(pilot, app)
             form.query_one("#preset").value = "tiny"
             form.query_one("#overrides").focus()
-            await pilot.press(*"trian.epochs=3", "ctrl+t")
-            assert "Unknown config key 'trian.epochs'; did you mean 'train.epochs'?" in verdict(form)
+            await pilot.press(*"trian.epochs=3")
+            assert "Unknown config key 'trian.epochs'; did you mean 'train.epochs'?" in await check(pilot, form)
             assert form.query_one("#verdict").has_class("error")
 
             form.query_one("#overrides").text = "train.epochs=-1"
-            await pilot.press("ctrl+t")
-            assert "'train.epochs' has value -1, but it must be at least 0" in verdict(form)
+            assert "'train.epochs' has value -1, but it must be at least 0" in await check(pilot, form)
+
+            form.query_one("#overrides").text = "data.name=folder\ndata.root=/nowhere"
+            assert "/nowhere" in await check(pilot, form)  # the dataset check names the missing folder
 
             form.query_one("#overrides").text = ""
             form.query_one("#gpus").value = "0,x"
@@ -49,9 +58,8 @@ def test_config_errors_show_inline(home):
             form.query_one("#gpus").value = ""
             form.query_one("#n_tasks").value = "2"
             form.query_one("#method").value = "seca w/o SE-VPR"
-            await pilot.press("ctrl+t")
+            assert "seca on shapes-r, 2 tasks" in await check(pilot, form)
             assert not form.query_one("#verdict").has_class("error")
-            assert "seca on shapes-r, 2 tasks" in verdict(form)
             assert form.overrides() == ["scenario.n_tasks=2", "method=seca", "seca.classifier=text"]
 
     run_app(scenario)

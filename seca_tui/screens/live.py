@@ -85,7 +85,6 @@ class LiveScreen(Screen):
         self.updates = 0  # RunUpdate messages handled (benchmarks and tests wait on it)
         self._worker: StoreWorker | None = None
         self._seq = -1  # the store's events() counts from after_seq; the engine's first seq is 0
-        self._ingested_size: int | None = None
         self._log: LogFollower | None = None
         self._snapshot_at = 0.0
 
@@ -134,13 +133,7 @@ class LiveScreen(Screen):
         if self.run_dir is None:
             known = store.run(self.run_id)
             self.run_dir = Path(known["run_dir"]) if known else store.runs_dir / self.run_id
-        try:
-            size = (self.run_dir / "events.jsonl").stat().st_size
-        except OSError:
-            size = None  # not started yet
-        if size is not None and size != self._ingested_size:  # ingest takes the write lock: only when needed
-            store.ingest(self.run_dir)
-            self._ingested_size = size
+        store.ingest(self.run_dir)  # returns at once, without the write lock, when nothing was written
         if self._log is None:
             self._log = LogFollower(self.run_dir / "engine.log")
         events = store.events(self.run_id, after_seq=self._seq)

@@ -1,10 +1,12 @@
 """The new run form: preset, dataset, task split, method or ablation, device, free-form overrides.
 
-The form is turned into ``key=value`` overrides on top of the preset and validated with the engine's own
-config loader before anything starts, so the user sees the same one-sentence error the CLI prints. Blank
-fields keep the preset's value.
+The form is turned into ``key=value`` overrides on top of the preset and validated as the CLI does
+(``launcher.prepare``: the engine's config loader, then the dataset and task plan) before anything
+starts, so the user sees the same one-sentence error the CLI prints. Blank fields keep the preset's value.
 """
 from __future__ import annotations
+
+from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -50,6 +52,10 @@ class NewRunScreen(Screen):
         Binding("ctrl+t", "validate", "Check"),
         Binding("ctrl+s", "launch", "Launch"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._attempt = 0  # numbers the checks, so a slow old one cannot overwrite a newer verdict
 
     def compose(self) -> ComposeResult:
         presets = preset_choices()
@@ -109,25 +115,12 @@ class NewRunScreen(Screen):
         text = self._value("gpus")
         return launcher.parse_gpus(text) if text else None
 
-    def check(self) -> engine_config.Config | None:
-        """Validate the form; show the verdict; the config when it is valid."""
-        preset = self._value("preset")
-        try:
-            if not preset:
-                raise engine_config.ConfigError("Choose a preset.")
-            self.gpus()
-            cfg = engine_config.load(preset, self.overrides())
-        except engine_config.ConfigError as error:
-            self._verdict(False, str(error))
-            return None
-        self._verdict(True, f"{cfg.name}: {cfg.method} on {cfg.data.name}, {cfg.scenario.n_tasks} tasks, "
-                            f"{cfg.train.epochs} epochs, device {cfg.train.device}")
-        return cfg
-
-    def _verdict(self, ok: bool, text: str) -> None:
+    def _verdict(self, ok: bool | None, text: str) -> None:
+        """✓ or ✗ and a sentence; ``ok=None`` while the check runs."""
+        mark, style = {True: ("✓ ", "bold green"), False: ("✗ ", "bold red"), None: ("… ", "dim")}[ok]
         verdict = self.query_one("#verdict", Static)
-        verdict.update(Text.assemble(("✓ " if ok else "✗ ", "bold green" if ok else "bold red"), text))
-        verdict.set_class(not ok, "error")
+        verdict.update(Text.assemble((mark, style), text))
+        verdict.set_class(ok is False, "error")
 
     # ------------------------------------------------------------------------------ actions
 
@@ -135,29 +128,56 @@ class NewRunScreen(Screen):
         self.action_launch() if event.button.id == "launch" else self.action_validate()
 
     def action_validate(self) -> None:
-        self.check()
+        self._submit(launch=False)
 
     def action_launch(self) -> None:
-        if self.check() is None:
-            return
-        preset, overrides, gpus = self._value("preset"), self.overrides(), self.gpus()
-        name = self._value("name") or None
-        self.query_one("#launch", Button).disabled = True  # one launch per press, however fast the keys
-        self.run_worker(lambda: self._start(preset, overrides, name, gpus), thread=True, group="launch")
+        self._submit(launch=True)
 
-    def _start(self, preset: str, overrides: list[str], name: str | None, gpus) -> None:
-        """On a worker thread: create the run dir, start the engine, then show the run live."""
+    def _submit(self, launch: bool) -> None:
+        """Read the form here, check (and launch) on a worker: the dataset check may list many files."""
         try:
-            handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus)
-            launcher.start(handle.run_dir)
-        except Exception as error:  # noqa: BLE001 - a failed launch is reported in the form
-            self.app.call_from_thread(self._launch_failed, str(error))
+            preset = self._value("preset")
+            if not preset:
+                raise engine_config.ConfigError("Choose a preset.")
+            form = (preset, self.overrides(), self._value("name") or None, self.gpus())
+        except engine_config.ConfigError as error:
+            self._verdict(False, str(error))
             return
-        self.app.call_from_thread(self._open_live, handle.run_id, handle.run_dir)
+        self._attempt += 1
+        if launch:
+            self.query_one("#launch", Button).disabled = True  # one launch per press, however fast the keys
+        self._verdict(None, "checking the config and the dataset…")
+        self.run_worker(partial(self._prepare, *form, launch, self._attempt), thread=True, group="form")
+
+    def _prepare(
+        self, preset: str, overrides: list[str], name: str | None, gpus, launch: bool, attempt: int
+    ) -> None:
+        """On a worker thread: validate like the CLI does (config, dataset, task plan); when launching,
+        create the run dir and start the engine, then show the run live."""
+        try:
+            cfg = launcher.prepare(preset, overrides, name)
+            if launch:
+                handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus, cfg=cfg)
+                launcher.start(handle.run_dir)
+        except Exception as error:  # noqa: BLE001 - any failure is reported in the form, in one line
+            text = str(error) if isinstance(error, engine_config.ConfigError) else f"{type(error).__name__}: {error}"
+            self.app.call_from_thread(self._failed, text, attempt)
+            return
+        if launch:
+            self.app.call_from_thread(self._open_live, handle.run_id, handle.run_dir)
+        else:
+            self.app.call_from_thread(self._valid, cfg, attempt)
+
+    def _valid(self, cfg: engine_config.Config, attempt: int) -> None:
+        if attempt == self._attempt:  # a later check supersedes this one
+            self._verdict(True, f"{cfg.name}: {cfg.method} on {cfg.data.name}, {cfg.scenario.n_tasks} tasks, "
+                                f"{cfg.train.epochs} epochs, device {cfg.train.device}")
+
+    def _failed(self, text: str, attempt: int) -> None:
+        if attempt == self._attempt:
+            self._verdict(False, text)
+        self.query_one("#launch", Button).disabled = False
 
     def _open_live(self, run_id: str, run_dir) -> None:
         self.app.switch_screen(LiveScreen(run_id, run_dir))  # back from it leads to the browser, not the form
 
-    def _launch_failed(self, text: str) -> None:
-        self._verdict(False, text)
-        self.query_one("#launch", Button).disabled = False
