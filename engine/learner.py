@@ -266,7 +266,7 @@ class SecaLearner(nn.Module):
                     mean = self.relevance_sum / self.relevance_n.clamp_min(1).unsqueeze(1)
                     events.append(("relevance", {"task": task, "rows": names[self.offset : self.seen], "cols": list(self.pool.labels),
                                                  "values": mean.tolist(), "utility": self.pool.utility.tolist()}))
-            pruned = self.pool.add(self.adapters.snapshot(), f"task {task + 1}", self.s_cfg.prune)
+            pruned = self.pool.add(self.adapters.snapshot(), f"task {task}", self.s_cfg.prune)  # 0-based, as in events
             events.append(("pool", {"task": task, "kept": list(self.pool.labels), "pruned": pruned}))
         self.teacher_cache = None
         return events

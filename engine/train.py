@@ -221,6 +221,7 @@ class Trainer:
                         "step", task=task, epoch=epoch, step=step, steps_total=steps_total,
                         losses={k: round(v.item(), 6) for k, v in losses.items()} | {"total": round(total.item(), 6)},
                         lr=optimizer.param_groups[0]["lr"], ips=round(seen / max(now - t_log, 1e-9), 2),
+                        **({"gpu_mem": torch.cuda.max_memory_allocated(self.device)} if self.device.type == "cuda" else {}),
                     )
                     seen, t_log = 0, now
                 if self.dist.any(self.stop.is_set(), self.device):

@@ -117,7 +117,7 @@ def check_reports(evs, kd: str, sevpr: bool):
                     utility = reports["relevance"]["utility"]
                     assert pool["pruned"] == kept[utility.index(min(utility))]
                 pruned_any = True
-            kept = [k for k in kept if k != pool["pruned"]] + [f"task {t + 1}"]
+            kept = [k for k in kept if k != pool["pruned"]] + [f"task {t}"]
             assert pool["kept"] == kept and len(kept) <= POOL_SIZE
     assert not by_task  # no report names a task outside the plan
     assert pruned_any == (kd in ("sgakt", "last", "mean"))

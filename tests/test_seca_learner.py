@@ -362,7 +362,7 @@ def test_relevance_and_utility_follow_the_aggregators_weights():
     hook.remove()
     relevance = next(body for kind, body in events if kind == "relevance")
     pool = next(body for kind, body in events if kind == "pool")
-    assert relevance["rows"] == ["class e", "class f"] and relevance["cols"] == ["task 1", "task 2"]
+    assert relevance["rows"] == ["class e", "class f"] and relevance["cols"] == ["task 0", "task 1"]
     w, y = torch.cat(seen_w), torch.cat(batches_labels)
     expected = torch.stack([w[y == c].mean(0) for c in (4, 5)])
     assert (expected[0] - expected[1]).abs().max() > 0.01  # far above the tolerance below
@@ -372,7 +372,7 @@ def test_relevance_and_utility_follow_the_aggregators_weights():
         u = 0.5 * u + 0.5 * batch_w.mean(0).double()
     torch.testing.assert_close(torch.tensor(relevance["utility"], dtype=torch.float64), u)
     dropped = relevance["cols"][int(u.argmin())]
-    assert pool["pruned"] == dropped and pool["kept"] == [c for c in relevance["cols"] if c != dropped] + ["task 3"]
+    assert pool["pruned"] == dropped and pool["kept"] == [c for c in relevance["cols"] if c != dropped] + ["task 2"]
 
 
 def test_an_untrained_task_reports_no_relevance():
@@ -382,4 +382,4 @@ def test_an_untrained_task_reports_no_relevance():
     learner.begin_task(1, feature_loader(1))
     events = learner.end_task(1, feature_loader(1))
     assert [kind for kind, _ in events] == ["affinity", "pool"]
-    assert events[-1][1]["kept"] == ["task 1", "task 2"]
+    assert events[-1][1]["kept"] == ["task 0", "task 1"]
