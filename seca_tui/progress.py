@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
+from seca_tui.ingest import SCHEMA_VERSION
 from seca_tui.store import ACTIVE, Store
 
 POLL_S = 0.5
@@ -43,7 +44,10 @@ class Progress:
         return cls(n_tasks=run.get("n_tasks") or 0, epochs=_epochs(run.get("config"), 0))
 
     def update(self, event: dict) -> str | None:
-        """Take in one event; returns a line worth keeping on screen, if the event makes one."""
+        """Take in one event; returns a line worth keeping on screen, if the event makes one. Events of
+        a newer schema are skipped: the store keeps them raw, unchecked, and their fields may differ."""
+        if event.get("v", 1) > SCHEMA_VERSION:
+            return None
         kind = event["type"]
         if kind == "run_started":
             self.n_tasks = len(event.get("tasks") or []) or self.n_tasks
