@@ -13,3 +13,11 @@ def home(tmp_path, monkeypatch):
     path = tmp_path / "home"
     monkeypatch.setenv("SECA_TUI_HOME", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+    """The 3-task fixture preset of tests/engine_runs.py (real image folder, tiny CLIP), per module."""
+    from tests import engine_runs
+
+    return engine_runs.fixture_preset(tmp_path_factory.mktemp("fixture"))

@@ -15,21 +15,24 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSES = [f"class_{c}" for c in "abcdef"]
 
 
-def fixture_preset(folder: Path, extra: str = "") -> str:
+POOL_SIZE = 2
+
+
+def fixture_preset(folder: Path, train_per_class: int = 8, test_per_class: int = 4, epochs: int = 3) -> str:
     """A 3-task preset over a fixture image folder (6 classes) and the tiny random CLIP, deterministic on CPU."""
     from tests.datasets import make_image_folder
 
-    root = make_image_folder(folder / "data", CLASSES, train_per_class=8, test_per_class=4)
+    root = make_image_folder(folder / "data", CLASSES, train_per_class=train_per_class, test_per_class=test_per_class)
     path = folder / "e2e.yaml"
     path.write_text(f"""
 method: seca
 data: {{name: folder, root: {root}}}
 scenario: {{n_tasks: 3, seed: 7}}
 model: {{name: seca-tiny, pretrained: none}}
-train: {{epochs: 3, batch_size: 4, eval_batch_size: 8, milestones: [2], log_every: 1, device: cpu,
+train: {{epochs: {epochs}, batch_size: 4, eval_batch_size: 8, milestones: [2], log_every: 1, device: cpu,
         deterministic: true, threads: 1, seed: 3}}
-seca: {{pool_size: 2}}
-{extra}""")
+seca: {{pool_size: {POOL_SIZE}}}
+""")
     return str(path)
 
 

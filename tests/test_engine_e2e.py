@@ -18,11 +18,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def preset(tmp_path_factory):
-    return engine_runs.fixture_preset(tmp_path_factory.mktemp("fixture"))
-
-
-@pytest.fixture(scope="module")
 def full_run(preset, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "full"
     assert engine_runs.run(preset, run_dir) == 0, (run_dir / "engine.log").read_text()[-3000:]

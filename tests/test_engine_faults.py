@@ -17,11 +17,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def preset(tmp_path_factory):
-    return engine_runs.fixture_preset(tmp_path_factory.mktemp("fixture"))
-
-
-@pytest.fixture(scope="module")
 def reference(preset, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("ref") / "run"
     assert run(config.load(preset), run_dir) == 0

@@ -13,29 +13,16 @@ import torch
 from engine.config import load
 from engine.train import run as run_engine
 from tests import engine_runs
-from tests.datasets import make_image_folder
 
 pytestmark = pytest.mark.slow
 
-CLASSES = [f"class_{c}" for c in "abcdef"]
 METHODS = ["zeroshot", "hpeft", "seca", "seca++"]
-POOL_SIZE = 2
+POOL_SIZE = engine_runs.POOL_SIZE
 
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
-    root = make_image_folder(tmp_path_factory.mktemp("data"), CLASSES, train_per_class=4, test_per_class=2)
-    path = tmp_path_factory.mktemp("preset") / "tiny-e2e.yaml"
-    path.write_text(f"""
-method: seca
-data: {{name: folder, root: {root}}}
-scenario: {{n_tasks: 3, seed: 7}}
-model: {{name: seca-tiny, pretrained: none}}
-train: {{epochs: 1, batch_size: 4, eval_batch_size: 8, milestones: [5], log_every: 1, device: cpu,
-        deterministic: true, threads: 1, seed: 3}}
-seca: {{pool_size: {POOL_SIZE}}}
-""")
-    return str(path)
+    return engine_runs.fixture_preset(tmp_path_factory.mktemp("fixture"), train_per_class=4, test_per_class=2, epochs=1)
 
 
 @pytest.fixture(scope="module")
