@@ -16,12 +16,14 @@ from typer.testing import CliRunner
 
 from seca_tui import launcher, progress
 from seca_tui.cli import app
+from seca_tui.process import is_alive
 from seca_tui.store import RUN_COLUMNS, Store
-from tests.engine_runs import events, wait_for
+from tests.engine_runs import engine_env, events, fixture_preset, wait_for
 from tests.runlog import CONFIG, fake_engine, run_events, write_run
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["run", "attach", "stop", "resume", "runs", "show", "compare", "export", "presets", "data", "data check"]
+COMMANDS = ["run", "attach", "stop", "cancel", "queue", "resume", "runs", "show", "compare", "export", "presets", "data",
+            "data check"]
 
 
 def cli(*args: str):
@@ -271,3 +273,70 @@ def test_real_engine_run_show_and_export(home, tmp_path):
     subprocess.run([sys.executable, "-m", "seca_tui", "export", "e2e", "--csv", str(csv_path), "--table", "steps"],
                    env=env, check=True)
     assert "total" in csv_path.read_text().splitlines()[0]
+
+
+def complete_events(run_dir: Path) -> list[dict]:
+    """The complete lines of events.jsonl (the engine may be writing the last one)."""
+    data = (run_dir / "events.jsonl").read_bytes() if (run_dir / "events.jsonl").exists() else b""
+    return [json.loads(raw) for raw in data[: data.rfind(b"\n") + 1].splitlines()]
+
+
+def ranks_of(agent: int) -> list[int]:
+    """Live children of torchrun's agent: its ranks (each in a session of its own, which the agent
+    signals when it is told to stop)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == agent and fields[0] not in ("Z", "X"):
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.slow
+def test_gpus_runs_data_parallel_under_torchrun_and_stops_as_one_group(home, tmp_path):
+    """--gpus 2 with train.device=cpu: two gloo ranks under torchrun, detached like a single run;
+    stop reaches every rank through the agent (they stop at the same step, rank 0 reports it) and
+    resume runs two again."""
+    preset = fixture_preset(tmp_path)
+    env = engine_env(home) | {"OMP_NUM_THREADS": "1"}
+
+    def seca(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout
+
+    run_id = seca("run", preset, "--set", "train.device=cpu", "--set", "train.epochs=30", "--gpus", "2",
+                  "--detach").splitlines()[-1]
+    run_dir = home / "runs" / run_id
+    launch = json.loads((run_dir / "launch.json").read_text())
+    assert launch["argv"][1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert launch["processes"] == 2 and launch["devices"] is None  # a count sets no CUDA_VISIBLE_DEVICES
+    agent = launch["pid"]
+    assert "torch.distributed.run" in Path(f"/proc/{agent}/cmdline").read_text()
+    wait_for(lambda: any(e["type"] == "step" and e["task"] == 1 for e in complete_events(run_dir)), timeout=300)
+    ranks = ranks_of(agent)
+    assert len(ranks) == 2 and os.getpgid(agent) == agent  # the agent leads its group, as a single engine does
+    assert (run_dir / "engine.rank1.log").exists()
+    assert json.loads(seca("runs", "--json"))[0]["status"] == "running"
+
+    assert "Asked run" in seca("stop", run_id)
+    wait_for(lambda: not any(is_alive(pid, None) for pid in [agent, *ranks]), timeout=120)  # all gone
+    evs = complete_events(run_dir)
+    assert evs[-1]["type"] == "run_stopped" and evs[-1]["after_task"] == 0
+    assert sum(e["type"] == "run_stopped" for e in evs) == 1  # rank 0 alone reports it
+    assert json.loads(seca("runs", "--json"))[0]["status"] == "stopped"
+
+    rank1_before = (run_dir / "engine.rank1.log").stat().st_size
+    seca("resume", run_id, "--detach")
+    launch = json.loads((run_dir / "launch.json").read_text())
+    assert launch["argv"][1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert launch["argv"][-1] == "--resume" and launch["pid"] != agent
+    wait_for(lambda: complete_events(run_dir)[-1]["type"] in ("run_finished", "run_failed"), timeout=300)
+    wait_for(lambda: not is_alive(launch["pid"], None, run_dir), timeout=60)
+    shown = json.loads(seca("show", run_id, "--json"))
+    assert shown["status"] == "finished" and len(shown["matrix"]) == 3 and None not in shown["matrix"][-1]
+    assert (run_dir / "engine.rank1.log").stat().st_size > rank1_before  # rank 1 ran the resumed tasks too

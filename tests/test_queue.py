@@ -444,3 +444,46 @@ def test_every_command_gives_the_queue_a_turn(home, fake, monkeypatch):
     assert cli("runs").exit_code == 0
     assert store.run(run_id)["status"] == "running"
     wait_for(lambda: store.ingest(store.run(run_id)["run_dir"]) is not None and store.run(run_id)["status"] == "finished")
+
+
+# ----------------------------------------------------------------------------------------- the real engine
+
+
+@pytest.mark.slow
+def test_three_real_runs_through_the_queue_one_at_a_time(home, tmp_path):
+    """Three trials of the fixture preset queued at once on one fake device, one run at a time: the
+    background scheduler starts each when the one before has ended, and all finish. A fourth,
+    submitted meanwhile and cancelled, never starts."""
+    from tests.engine_runs import engine_env, fixture_preset
+
+    preset = fixture_preset(tmp_path)
+    env = engine_env(home) | {"SECA_TUI_GPUS": "fake0", "OMP_NUM_THREADS": "1"}
+
+    def seca(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout
+
+    out = seca("run", preset, "--set", "scenario.trials=3", "--trials", "all", "--per-gpu", "1", "--detach")
+    run_ids = out.splitlines()[-3:]
+    extra = seca("run", preset, "--queue", "--detach").splitlines()[-1]
+    listed = {r["run_id"]: r["status"] for r in json.loads(seca("runs", "--json"))}
+    assert [listed[r] for r in [*run_ids, extra]] == ["running", "queued", "queued", "queued"]
+    assert "Cancelled run" in seca("cancel", extra)
+
+    store = Store.open(home)
+
+    def all_done() -> bool:
+        store.ingest_all()
+        return all(store.run(r)["status"] in FINAL for r in run_ids)
+    wait_for(all_done, timeout=600, interval=0.5)
+    assert [store.run(r)["status"] for r in run_ids] == ["finished"] * 3
+    assert [store.run(r)["device"] for r in run_ids] == ["fake0"] * 3
+    spans = [interval(store, r) for r in run_ids]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # one after another, in queue order
+    assert store.run(extra)["status"] == "cancelled"
+    assert not (home / "runs" / extra / "events.jsonl").exists()
+    # the background scheduler has nothing left to do, so it has gone
+    wait_for(lambda: (fd := queue._try_lock(queue.lock_path(home))) is not None and not os.close(fd), timeout=30)
+    assert "started" in (home / "queue.log").read_text()

@@ -331,26 +331,54 @@ print(rounds)
 """
 
 
+EXPORTER = """
+import subprocess, sys, time
+until, args = float(sys.argv[1]), sys.argv[2:]
+exports, failures, rows = 0, [], []
+while time.time() < until:
+    done = subprocess.run([sys.executable, "-m", "seca_tui", *args], capture_output=True, text=True)
+    exports += 1
+    if done.returncode or "locked" in done.stderr:
+        failures.append(done.stderr)
+    rows.append(len(done.stdout.splitlines()) - 1)
+print(exports, rows == sorted(rows))  # rows never go down: nothing once exported is lost
+print("\\n".join(failures), file=sys.stderr)
+"""
+
+
 @pytest.mark.parametrize("journal, n, seconds", [("wal", 2000, 8.0), ("delete", 1000, 4.0)])
 def test_two_ingesters_and_a_reader_lose_nothing(home, monkeypatch, journal, n, seconds):
+    """Two TUIs (pollers that ingest and read) and `seca-tui export` processes (each a CLI that
+    ingests, checks for lost runs, reads and writes CSV) on one store while the engine appends."""
     monkeypatch.setenv("SECA_TUI_JOURNAL", journal)  # delete: the rollback journal of network homes
     store = Store.open(home)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == journal
     run_dir = store.runs_dir / "r1"
     run_dir.mkdir(parents=True)
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SECA_TUI_JOURNAL": journal}
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SECA_TUI_JOURNAL": journal, "SECA_TUI_HOME": str(home)}
     until = time.time() + seconds + 1.0
     appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(run_dir / "events.jsonl"), str(n), str(seconds)])
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(store.path), str(run_dir), role, str(until)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for role in ("ingest", "ingest", "read")]
+    exporters = [subprocess.Popen([sys.executable, "-c", EXPORTER, str(until), "export", *args, "--csv", "-"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for args in (["r1", "--table", "steps"], ["--all"])]
     assert appender.wait(60) == 0
     for worker in workers:
         out, err = worker.communicate(timeout=60)
         assert worker.returncode == 0, err
         assert "locked" not in err
         assert int(out) > 5  # it really ran alongside the others
+    for exporter in exporters:
+        out, err = exporter.communicate(timeout=60)
+        assert exporter.returncode == 0 and not err.strip(), err
+        count, growing = out.split()
+        assert int(count) >= 2 and growing == "True"
     store.ingest(run_dir)
     seqs = [r[0] for r in store.db.execute("SELECT seq FROM events WHERE run_id = 'r1' ORDER BY seq")]
     assert seqs == list(range(n))
     assert len(store.steps("r1")) == sum(1 for s in range(n) if s % 3)
+    exported = subprocess.run([sys.executable, "-m", "seca_tui", "export", "r1", "--table", "steps", "--csv", "-"],
+                              env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(exported) - 1 == sum(1 for s in range(n) if s % 3)
