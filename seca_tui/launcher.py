@@ -32,7 +32,7 @@ from typing import Sequence
 
 from engine import config, paths
 from engine.config import Config, ConfigError
-from seca_tui.process import HOST, is_alive
+from seca_tui.process import HOST, is_alive, run_processes
 from seca_tui.store import ACTIVE, Store
 
 __all__ = ["RunHandle", "prepare", "preflight", "create_run", "start", "spawn", "stop", "cancel", "resume",
@@ -231,14 +231,17 @@ def stop(run_id: str, store: Store | None = None) -> str:
     alive = is_alive(run["pid"], run["host"], run["run_dir"])
     if alive is None:
         raise ConfigError(f"Run {run_id} runs on host {run['host']}; stop it from there.")
-    if not alive:
+    # the recorded process, else whatever still runs in the run dir (ranks whose torchrun agent died)
+    targets = [run["pid"]] if alive else run_processes(run["run_dir"])
+    if not targets:
         store.mark_lost()
         raise ConfigError(f"Run {run_id} has no live process any more; it is marked lost.")
     store.update_run(run_id, stop_requested=time.time())
-    try:
-        signal_run(run["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass  # it ended just now; its final event (or the lost check) tells how
+    for pid in targets:
+        try:
+            signal_run(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # it ended just now; its final event (or the lost check) tells how
     return "stopping"
 
 
@@ -284,6 +287,10 @@ def resume(run_id: str, store: Store | None = None, command: Sequence[str] | Non
     if status not in RESUMABLE:
         hint = "stop it first" if status == "running" else "there is nothing left to run"
         raise ConfigError(f"Run {run_id} is {status}; {hint}.")
+    leftovers = run_processes(run["run_dir"])
+    if leftovers:  # two engines writing one events.jsonl would garble the run's history
+        pids = " ".join(map(str, leftovers))
+        raise ConfigError(f"Run {run_id} still has engine processes ({pids}); end them first (kill {pids}).")
     return start(run["run_dir"], resume=True, store=store, command=command)
 
 

@@ -43,3 +43,21 @@ def _signal_zero(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process, but it exists
     return True
+
+
+def run_processes(run_dir: str | Path) -> list[int]:
+    """Live processes on this host whose command line names ``run_dir`` as an argument: the engine,
+    or the ranks of a torchrun whose agent (the pid we recorded) has died. Empty without procfs."""
+    target = str(run_dir).encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if target not in args:
+                continue
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # it exited meanwhile
+        if state not in ("Z", "X") and int(proc.name) != os.getpid():
+            found.append(int(proc.name))
+    return sorted(found)

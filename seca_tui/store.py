@@ -28,7 +28,7 @@ from engine import paths
 from engine.config import ConfigError
 from seca_tui import ingest
 from seca_tui.ingest import IngestReport
-from seca_tui.process import is_alive
+from seca_tui.process import is_alive, run_processes
 
 __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 
@@ -349,6 +349,8 @@ class Store:
         for run in list(self.db.query("SELECT * FROM runs WHERE status = 'running'")):  # read whole: ingest writes
             # A run started by hand (python -m engine run) has no pid we know of: judge it by heartbeat.
             alive = is_alive(run["pid"], run["host"], run["run_dir"]) if run["pid"] else None
+            if alive is False and run_processes(run["run_dir"]):
+                alive = True  # the ranks of a torchrun whose agent died still run, and still write events
             if alive is None:
                 seen = run["heartbeat_ts"] or run["started"] or run["created"] or 0
                 alive = now - seen < stale_after

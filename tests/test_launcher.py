@@ -161,3 +161,33 @@ def test_is_alive_is_honest():
     assert is_alive(zombie.pid, None) is False
     assert is_alive(os.getpid(), None, "/no/such/run") is False  # a live pid, but not that run's
     assert is_alive(None, None) is False
+
+
+AGENT = """
+import subprocess, sys, time
+rank = subprocess.Popen(sys.argv[1:], start_new_session=True)  # as torchrun starts its ranks
+print("rank", rank.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_ranks_that_outlive_their_agent_keep_the_run_alive_and_stop_reaches_them(store, tmp_path):
+    """torchrun's ranks run in sessions of their own: SIGKILL the agent (the pid we record) and they
+    go on writing events. The run is not lost, stop signals them, resume waits until they are gone."""
+    handle = create_run("tiny", store=store)
+    rank_argv = fake_engine(tmp_path, seconds=60)(handle.run_dir)
+    agent = launcher.start(handle.run_dir, store=store, command=[sys.executable, "-c", AGENT, *rank_argv])
+    wait_for(lambda: store.ingest(handle.run_dir) and store.run(handle.run_id)["heartbeat_ts"])
+    rank = int(wait_for(lambda: re.search(r"rank (\d+)", (handle.run_dir / "engine.log").read_text())).group(1))
+    os.killpg(agent, signal.SIGKILL)
+    wait_for(lambda: not is_alive(agent, None, handle.run_dir), timeout=10)
+    assert launcher.run_processes(handle.run_dir) == [rank]
+    assert store.mark_lost() == [] and store.run(handle.run_id)["status"] == "running"
+
+    store.update_run(handle.run_id, status="lost")  # as an older seca-tui would have judged it
+    with pytest.raises(ConfigError, match=f"still has engine processes \\({rank}\\); end them first"):
+        launcher.resume(handle.run_id, store, command=rank_argv)
+    store.update_run(handle.run_id, status="running")
+    assert launcher.stop(handle.run_id, store) == "stopping"
+    wait_for(lambda: store.ingest(handle.run_dir) is not None and store.run(handle.run_id)["status"] == "stopped")
+    wait_for(lambda: launcher.run_processes(handle.run_dir) == [], timeout=10)
