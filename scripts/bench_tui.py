@@ -27,21 +27,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.test_tui_fixtures import append_events, fake_engine, make_run, split_after  # noqa: E402
+from tests.test_tui_fixtures import append_events, fake_engine, make_engine_runs, make_run, split_after  # noqa: E402
 
 LATENCY_RUNS = 10
 
 
 def build_home(root: Path, n_runs: int) -> tuple[Path, list]:
-    """``n_runs`` finished runs, plus a few stopped after task 0 whose remaining events the benchmark
-    appends as the engine would."""
+    """``n_runs`` copies of a real tiny engine run, finished, plus a few cut after task 0 whose remaining
+    events the benchmark appends as the engine wrote them."""
     from seca_tui.store import Store
 
     home = root / "home"
     t0 = time.perf_counter()
+    source = make_engine_runs(root / "engine", {"source": ()})["source"]
+    print(f"setup: one tiny engine run in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
     for i in range(n_runs):
-        make_run(home, f"run-{i:05d}", name=f"run {i}", created=1_700_000_000.0 + i, offset=(i % 17) - 8.0)
-    live = [make_run(home, f"live-{i:02d}", name=f"live {i}", stop_after=("eval", 0)) for i in range(LATENCY_RUNS)]
+        make_run(home, f"run-{i:05d}", source, name=f"run {i}", created=1_700_000_000.0 + i)
+    live = [make_run(home, f"live-{i:02d}", source, name=f"live {i}", stop_after=("eval", 0))
+            for i in range(LATENCY_RUNS)]
     Store.open(home).ingest_all()
     print(f"setup: {n_runs} finished runs + {LATENCY_RUNS} running, written and ingested in "
           f"{time.perf_counter() - t0:.1f} s")

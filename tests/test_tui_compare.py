@@ -4,7 +4,8 @@ from __future__ import annotations
 from seca_tui.app import SecaApp
 from seca_tui.screens.compare import CompareScreen, config_diff
 from seca_tui.widgets.line_chart import LineChart
-from tests.test_tui_fixtures import events_of, ingest, last_of, make_run, run_app, wait_for
+from tests.test_tui_fixtures import TINY_RUNS, events_of, ingest, last_of, make_run, run_app, wait_for
+from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
 
 
 def cells(table) -> list[list[str]]:
@@ -18,10 +19,20 @@ def test_config_diff_keeps_differences_only():
     assert config_diff([a, a]) == []
 
 
-def test_compare_ticked_runs(home):
-    make_run(home, "r-a", name="alpha", created=1.0)
-    make_run(home, "r-b", name="beta", created=2.0, offset=-10.0, overrides=("train.lr=0.01",))
-    make_run(home, "r-c", name="gamma", created=3.0)
+def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A nested config as ``{"a.b": value}``."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_compare_ticked_runs(home, engine_runs):
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        make_run(home, f"r-{name}", engine_runs[name], name=name, created=1.0 + i)
     ingest(home)
 
     async def scenario():
@@ -38,13 +49,17 @@ def test_compare_ticked_runs(home):
             metrics = cells(screen.query_one("#metrics"))
             assert [row[0] for row in metrics] == ["alpha", "beta"]
             for name, row in zip(("alpha", "beta"), metrics):
-                events = events_of(home / "runs" / f"r-{name[0]}")
+                events = events_of(home / "runs" / f"r-{name}")
                 assert chart.series[name] == ([0, 1, 2], [e["acc"] for e in events if e["type"] == "eval"])
                 final = last_of(events, "run_finished")
                 assert row[5:9] == [f"{final[k]:.1f}" for k in ("last", "avg", "forgetting", "bwt")]
             await pilot.press("2")
             diff = cells(screen.query_one("#config-diff"))
-            assert diff == [["name", "alpha", "beta"], ["train.lr", "0.001", "0.01"]]
+            # the resolved configs the engine ran with differ in the overridden keys, and where a method implies others
+            a, b = (leaves(last_of(events_of(home / "runs" / f"r-{n}"), "run_started")["config"]) for n in ("alpha", "beta"))
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            assert {o.split("=")[0] for o in TINY_RUNS["alpha"] + TINY_RUNS["beta"]} <= set(keys)
+            assert diff == [[key, str(a.get(key, "—")), str(b.get(key, "—"))] for key in keys]
             await pilot.press("escape")
             assert app.screen is app.browser
 

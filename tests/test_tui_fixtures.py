@@ -1,74 +1,79 @@
 """Run dirs for the TUI tests and the TUI benchmark, and Pilot helpers (no tests in this module).
 
-:func:`make_run` writes a realistic 3-task run (schema v1, as engine/train.py writes it) by hand, so the
-TUI tests need no engine; it is the one place to switch to real engine runs (`python -m engine run`,
-preset `tiny`, then cut events.jsonl after ``stop_after`` and return the rest as ``pending``). Tests
-read what the panels must show from the run dir's events (:func:`events_of`), so they hold for either.
-The hand-written accuracy matrix is a_{t,i} = 90 − 5(t − i) − i + offset: runs with lower offsets rank lower.
+The TUI tests run against real engine runs: :func:`engine_runs` runs ``python -m engine run tiny`` (through
+tests/engine_runs.py) once per test session for each entry of :data:`TINY_RUNS`, all with one session home
+so the shapes-r images are rendered once. :func:`make_run` copies one of them into a test's own home, as
+the launcher and the engine leave a run dir, whole or cut after an event (the rest is returned as
+``pending``, for tests that play the engine by appending it). Tests read what the panels must show from
+the run dir's events (:func:`events_of`), never from numbers written here.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from engine import config as engine_config
-from seca_tui import metrics
+import pytest
+
 from seca_tui.process import HOST
 from seca_tui.store import Store
+from tests import engine_runs as engine
 
-N_TASKS, CLASSES_PER_TASK, EPOCHS, STEPS_PER_EPOCH = 3, 2, 2, 2
-CLASS_NAMES = ["red circle", "blue square", "green star", "pink heart", "cyan cross", "gray moon"]
+# The session's real runs: name → overrides of the `tiny` preset. Three methods, and a seed that keeps
+# the runs' Avg apart (a random tiny CLIP is near chance, so Last is often the same for all of them).
+TINY_RUNS = {
+    "alpha": ("name=alpha",),
+    "beta": ("name=beta", "method=hpeft", "train.seed=1"),
+    "gamma": ("name=gamma", "method=zeroshot"),
+}
+_made: dict[str, Path] = {}  # filled once per process, however many test modules ask
 
 
-def accuracy(t: int, i: int, offset: float = 0.0) -> float:
-    """a_{t,i} of the fixture runs."""
-    return 90.0 - 5.0 * (t - i) - i + offset
+@dataclass(frozen=True)
+class EngineRuns:
+    """The session's runs: ``runs[name]`` is a finished run dir; ``home`` the session home, whose
+    ``data/`` holds the rendered shapes-r images (point SECA_TUI_DATA there to reuse them)."""
+
+    home: Path
+    runs: dict[str, Path]
+
+    def __getitem__(self, name: str) -> Path:
+        return self.runs[name]
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
 
 
-def run_events(run_id: str, cfg: engine_config.Config, offset: float = 0.0, t0: float = 1_700_000_000.0) -> list[dict]:
-    """The full event stream of a finished 3-task run, in the order the engine writes it."""
-    tasks = [list(range(t * CLASSES_PER_TASK, (t + 1) * CLASSES_PER_TASK)) for t in range(N_TASKS)]
-    test_n = [10] * N_TASKS
-    out: list[dict] = []
-
-    def emit(type_: str, **fields) -> None:
-        out.append({"v": 1, "seq": len(out), "ts": t0 + len(out), "type": type_, **fields})
-
-    emit("run_started", run_id=run_id, config=engine_config.to_dict(cfg),
-         env={"python": "3.11", "torch": "2.4", "open_clip": "2.26", "device": "cpu", "host": HOST, "git": None},
-         dataset={"name": cfg.data.name, "classes": len(CLASS_NAMES), "train": 60, "test": 30, "files": {}},
-         class_names=CLASS_NAMES, tasks=tasks)
-    matrix, accs = [], []
-    for t in range(N_TASKS):
-        emit("task_started", task=t, classes=tasks[t])
-        steps_total = EPOCHS * STEPS_PER_EPOCH
-        for step in range(1, steps_total + 1):
-            ce = round(2.0 / (t + step), 6)
-            kd = round(0.5 / step, 6) if t else 0.0
-            emit("step", task=t, epoch=(step - 1) // STEPS_PER_EPOCH, step=step, steps_total=steps_total,
-                 losses={"ce": ce, "kd": kd, "total": round(ce + kd, 6)}, lr=1e-3, ips=120.0 + t)
-        if t:
-            pool = [f"task {p}" for p in range(t)]
-            emit("relevance", task=t, rows=[CLASS_NAMES[c] for c in tasks[t]], cols=pool,
-                 values=[[round(0.1 * (r + 1) + 0.2 * p, 2) for p in range(t)] for r in range(CLASSES_PER_TASK)],
-                 utility=[round(0.5 + 0.1 * p, 2) for p in range(t)])
-            emit("pool", task=t, kept=pool, pruned=None)
-        seen = CLASS_NAMES[: (t + 1) * CLASSES_PER_TASK]
-        emit("affinity", task=t, labels=seen,
-             values=[[1.0 if a == b else round(0.1 * abs(a - b), 2) for b in range(len(seen))] for a in range(len(seen))])
-        row = [accuracy(t, i, offset) for i in range(t + 1)]
-        matrix.append(row)
-        accs.append(metrics.incremental_accuracy(row, test_n))
-        emit("eval", after_task=t, task_acc=row, task_n=test_n[: t + 1], acc=accs[-1])
-        emit("checkpoint", task=t, path=f"checkpoints/task-{t}.pt", sha256="0" * 64)
-        emit("task_finished", task=t, seconds=30.0)
-    emit("run_finished", **metrics.summary(matrix, accs))
+def make_engine_runs(home: Path, specs: dict[str, tuple[str, ...]] = TINY_RUNS, timeout: float = 300) -> dict[str, Path]:
+    """Run the engine on the tiny preset once per spec, all at once, under ``home/runs/<name>``; fails
+    with the engine log's tail if a run does not finish."""
+    procs = {name: engine.start("tiny", home / "runs" / name, *overrides, home=home) for name, overrides in specs.items()}
+    out = {}
+    for name, proc in procs.items():
+        run_dir = home / "runs" / name
+        code = proc.wait(timeout)
+        evs = engine.events(run_dir)
+        if code != 0 or not evs or evs[-1]["type"] != "run_finished":
+            log = (run_dir / "engine.log").read_text()[-2000:] if (run_dir / "engine.log").exists() else ""
+            raise RuntimeError(f"engine run {name} did not finish (exit {code}):\n{log}")
+        out[name] = run_dir
     return out
+
+
+@pytest.fixture(scope="session")
+def engine_runs(tmp_path_factory) -> EngineRuns:
+    """The session's finished tiny runs (see :data:`TINY_RUNS`); tests copy them with :func:`make_run`."""
+    if not _made:
+        home = tmp_path_factory.mktemp("engine-home")
+        _made.update(make_engine_runs(home))
+    return EngineRuns(next(iter(_made.values())).parents[1], dict(_made))
 
 
 class FixtureRun(NamedTuple):
@@ -76,25 +81,26 @@ class FixtureRun(NamedTuple):
     pending: list[dict]  # the events not written yet, for tests that play the engine
 
 
-def make_run(home: Path, run_id: str, *, name: str | None = None, method: str = "seca", offset: float = 0.0,
-             stop_after: tuple[str, int] | None = None, created: float | None = None,
-             overrides: tuple[str, ...] = ()) -> FixtureRun:
-    """A run dir under ``home/runs`` as the launcher and the engine leave it; all events, or those up to
-    the first ``(type, task)`` event of ``stop_after``, e.g. ``("eval", 0)``. Not ingested: callers decide
-    when the store sees it."""
-    cfg = engine_config.from_flat({"name": name or run_id, "method": method, "scenario.n_tasks": N_TASKS,
-                                   "train.epochs": EPOCHS, **dict(engine_config.parse_override(o) for o in overrides)})
+def make_run(home: Path, run_id: str, source: Path, *, name: str | None = None, created: float | None = None,
+             stop_after: tuple[str, int] | None = None) -> FixtureRun:
+    """Copy the engine run ``source`` to ``home/runs/run_id`` with a ``launch.json`` as the launcher writes
+    it (``name`` and ``created`` set there); all its events, or those up to the first ``(type, task)``
+    event of ``stop_after``, e.g. ``("eval", 0)``. Checkpoints are left out (no screen reads them). Not
+    ingested: callers decide when the store sees it."""
     run_dir = home / "runs" / run_id
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(engine_config.dump(cfg))
+    for file in ("config.yaml", "engine.log"):
+        shutil.copyfile(source / file, run_dir / file)
     (run_dir / "launch.json").write_text(json.dumps({
-        "run_id": run_id, "name": cfg.name, "preset": "tiny", "overrides": list(overrides), "gpus": None,
+        "run_id": run_id, "name": name or source.name, "preset": "tiny", "overrides": [], "gpus": None,
         "host": HOST, "created": created if created is not None else time.time(),
     }))
-    events = run_events(run_id, cfg, offset)
-    written, pending = (events, []) if stop_after is None else split_after(events, *stop_after)
-    append_events(run_dir, written)
-    (run_dir / "engine.log").write_text("".join(f"engine line {i}\n" for i in range(3)))
+    lines = (source / "events.jsonl").read_text().splitlines(keepends=True)  # the engine's own bytes
+    if stop_after is None:
+        (run_dir / "events.jsonl").write_text("".join(lines))
+        return FixtureRun(run_dir, [])
+    written, pending = split_after([json.loads(line) for line in lines], *stop_after)
+    (run_dir / "events.jsonl").write_text("".join(lines[: len(written)]))
     return FixtureRun(run_dir, pending)
 
 
@@ -105,8 +111,7 @@ def split_after(events: list[dict], type_: str, task: int) -> tuple[list[dict], 
 
 
 def events_of(run_dir: Path) -> list[dict]:
-    """The events a run dir holds: tests derive what the panels must show from them, so they hold for
-    hand-written and real engine runs alike."""
+    """The events a run dir holds: tests derive what the panels must show from them."""
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 

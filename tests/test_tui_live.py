@@ -1,5 +1,8 @@
-"""The live run screen: every panel shows the run's numbers, and events appended later arrive (Pilot)."""
+"""The live run screen: every panel shows the run's numbers, events appended later arrive, and a real
+engine run started while the screen is open fills it in (Pilot)."""
 from __future__ import annotations
+
+import pytest
 
 from seca_tui import launcher
 from seca_tui.app import SecaApp
@@ -8,6 +11,8 @@ from seca_tui.screens.live import LiveScreen
 from seca_tui.widgets.bar_list import BarList
 from seca_tui.widgets.heatmap import Heatmap
 from seca_tui.widgets.line_chart import LineChart
+from seca_tui.store import Store
+from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
 from tests.test_tui_fixtures import (
     append_events, events_of, fake_engine, ingest, last_of, make_run, run_app, split_after, wait_for,
 )
@@ -25,8 +30,18 @@ async def open_live(pilot, app: SecaApp, run_id: str) -> LiveScreen:
     return app.screen
 
 
-def test_every_panel_shows_the_run(home):
-    run_dir, _ = make_run(home, "r1", name="alpha")
+def matrix_cells(evals: list[dict], n_tasks: int) -> list[list[str]]:
+    """The accuracy matrix as the heatmap prints it, from the run's eval events."""
+    return [[f"{a:.1f}" for a in e["task_acc"]] + [""] * (n_tasks - len(e["task_acc"])) for e in evals]
+
+
+def pool_columns(cols: list[str]) -> list[str]:
+    """Pool labels ("task 0") as the relevance heatmap's columns, named like the matrix's (T0)."""
+    return [f"T{int(c.split()[-1])}" for c in cols]
+
+
+def test_every_panel_shows_the_run(home, engine_runs):
+    run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha")
     ingest(home)
     events = events_of(run_dir)
     rows = [e["task_acc"] for e in events if e["type"] == "eval"]
@@ -47,10 +62,13 @@ def test_every_panel_shows_the_run(home):
 
             heatmap = screen.query_one("#relevance-map", Heatmap)
             assert heatmap.row_labels == relevance["rows"]
-            assert heatmap.col_labels == [c.replace("task ", "t") for c in relevance["cols"]]
+            assert heatmap.col_labels == pool_columns(relevance["cols"])
             assert heatmap.cells == [[f"{v:.2f}" for v in row] for row in relevance["values"]]
-            assert screen.query_one("#utility", BarList).items == list(zip(relevance["cols"], relevance["utility"]))
-            assert ", ".join(pool["kept"]) in text(app, "#pool")
+            assert screen.query_one("#utility", BarList).items == list(zip(pool_columns(relevance["cols"]),
+                                                                          relevance["utility"]))
+            assert f"pool after task {pool['task']}: {', '.join(pool_columns(pool['kept']))}" in text(app, "#pool")
+            if pool["pruned"]:
+                assert f"pruned: {pool_columns([pool['pruned']])[0]}" in text(app, "#pool")
 
             heatmap = screen.query_one("#affinity-map", Heatmap)
             assert heatmap.row_labels == [f"{i} {name}" for i, name in enumerate(affinity["labels"])]
@@ -68,13 +86,16 @@ def test_every_panel_shows_the_run(home):
     run_app(scenario)
 
 
-def test_appended_events_reach_the_panels(home):
-    """Write part of a run, open it, append the rest as the engine would: the panels follow."""
-    run_dir, pending = make_run(home, "r1", name="alpha", stop_after=("eval", 0))
+def test_appended_events_reach_the_panels(home, engine_runs):
+    """Write part of a real run, open it, append the rest as the engine did: the panels follow, one
+    chosen event at a time (a real engine is too quick to stop at each)."""
+    run_dir, pending = make_run(home, "r1", engine_runs["alpha"], name="alpha", stop_after=("eval", 0))
     proc = fake_engine(run_dir)
     ingest(home)
-    trained, pending = split_after(pending, "affinity", 1)  # task 1 trained, not evaluated
+    trained, pending = split_after(pending, "pool", 1)  # task 1 trained, its relevance out, not evaluated
     evaluated, pending = split_after(pending, "eval", 1)
+    last_step = [e for e in trained if e["type"] == "step"][-1]
+    last_step["gpu_mem"] = 3.5 * 2**30  # what a CUDA engine adds to its steps (bytes); a CPU run has none
 
     async def scenario():
         app = SecaApp(home)
@@ -86,7 +107,8 @@ def test_appended_events_reach_the_panels(home):
 
             append_events(run_dir, trained)
             await wait_for(pilot, lambda: "task 2/3" in text(app, "#run-header"), what="task 1 in the header")
-            assert "ETA" in text(app, "#run-header") and "img/s" in text(app, "#run-header")
+            header = text(app, "#run-header")
+            assert "ETA" in header and f"{last_step['ips']:,.0f} img/s" in header and "GPU 3.5 GiB" in header
             assert screen.query_one("#relevance-map", Heatmap).row_labels == last_of(trained, "relevance")["rows"]
 
             append_events(run_dir, evaluated)
@@ -108,8 +130,10 @@ def test_appended_events_reach_the_panels(home):
         proc.wait()
 
 
-def test_stop_asks_first_and_resume_calls_the_launcher(home, monkeypatch):
-    run_dir, _ = make_run(home, "r1", name="alpha", stop_after=("eval", 0))
+def test_stop_asks_first_and_resume_calls_the_launcher(home, engine_runs, monkeypatch):
+    """The engine is a stand-in process (a real one finishes the tiny run before a key arrives), so
+    the run_stopped event it would write on SIGTERM is written here."""
+    run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha", stop_after=("eval", 0))
     proc = fake_engine(run_dir)
     ingest(home)
     resumed = []
@@ -136,3 +160,45 @@ def test_stop_asks_first_and_resume_calls_the_launcher(home, monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_panels_follow_a_real_engine_run(home, engine_runs, monkeypatch):
+    """The screen is open before the engine starts; while it runs the matrix grows row by row, and at
+    the end every panel holds what the engine wrote. 20 epochs make the tiny run train for seconds."""
+    monkeypatch.setenv("SECA_TUI_DATA", str(engine_runs.data))  # the session's rendered shapes-r
+    handle = launcher.create_run("tiny", ["train.epochs=20"], name="live", home=home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_live(pilot, app, handle.run_id)
+            matrix = screen.query_one("#matrix", Heatmap)
+            relevance_map = screen.query_one("#relevance-map", Heatmap)
+            pid = launcher.start(handle.run_dir, store=Store.open(home))
+            seen: set[tuple[str, int]] = set()  # (status, matrix rows) as the screen showed them
+
+            def done() -> bool:
+                status = screen.run.get("status") or ""
+                seen.add((status, len(matrix.cells)))
+                return status == "finished" and len(matrix.cells) == 3 and relevance_map.row_labels != []
+            await wait_for(pilot, done, timeout=180, what="the real run to finish on screen")
+            assert any(status == "running" and 0 < rows < 3 for status, rows in seen), seen
+
+            events = events_of(handle.run_dir)
+            assert events[-1]["type"] == "run_finished" and last_of(events, "run_started")["env"]["pid"] == pid
+            evals = [e for e in events if e["type"] == "eval"]
+            assert matrix.cells == matrix_cells(evals, 3)
+            relevance = last_of(events, "relevance")
+            assert relevance_map.row_labels == relevance["rows"]
+            assert relevance_map.col_labels == pool_columns(relevance["cols"])
+            assert relevance_map.cells == [[f"{v:.2f}" for v in row] for row in relevance["values"]]
+            assert screen.query_one("#utility", BarList).items == list(zip(pool_columns(relevance["cols"]),
+                                                                          relevance["utility"]))
+            assert f"task {relevance['task']}" in str(relevance_map.border_title)
+            header = text(app, "#run-header")
+            assert "finished" in header and "task 3/3" in header and "epoch 20/20" in header
+            final = last_of(events, "run_finished")
+            assert f"mean {final['forgetting']:.1f}" in str(screen.query_one("#forgetting", BarList).border_title)
+
+    run_app(scenario)

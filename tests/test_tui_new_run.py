@@ -1,7 +1,8 @@
 """The new run form: validation with the engine's config loader, ablations as overrides, launch (Pilot)."""
 from __future__ import annotations
 
-import pytest
+import shutil
+
 import yaml
 
 from seca_tui import launcher
@@ -9,7 +10,8 @@ from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen, preset_choices
 from seca_tui.widgets.heatmap import Heatmap
-from tests.test_tui_fixtures import append_events, run_app, run_events, wait_for
+from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
+from tests.test_tui_fixtures import events_of, run_app, wait_for
 
 
 async def open_form(pilot, app: SecaApp) -> NewRunScreen:
@@ -65,11 +67,14 @@ def test_config_errors_show_inline(home):
     run_app(scenario)
 
 
-def test_launch_opens_the_live_screen(home, monkeypatch):
-    """The form creates the run dir through the launcher; a stand-in engine writes the events."""
+def test_launch_opens_the_live_screen(home, engine_runs, monkeypatch):
+    """The form creates the run dir through the launcher; the engine is a stand-in that writes the
+    session's real tiny run (test_tui_live runs the real engine from a launch, test_terminal from keys)."""
+    started = []
+
     def start(run_dir, resume=False, store=None, command=None):
-        cfg = launcher.config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-        append_events(run_dir, run_events(run_dir.name, cfg))
+        started.append(run_dir)
+        shutil.copyfile(engine_runs["alpha"] / "events.jsonl", run_dir / "events.jsonl")
         return 0
 
     monkeypatch.setattr(launcher, "start", start)
@@ -84,29 +89,13 @@ def test_launch_opens_the_live_screen(home, monkeypatch):
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), what="the live screen")
             live = app.screen
+            assert started == [home.resolve() / "runs" / live.run_id]
             matrix = live.query_one("#matrix", Heatmap)
-            await wait_for(pilot, lambda: len(matrix.cells) == 3, what="the matrix")
-            config = yaml.safe_load((home / "runs" / live.run_id / "config.yaml").read_text())
+            evals = [e for e in events_of(started[0]) if e["type"] == "eval"]
+            await wait_for(pilot, lambda: len(matrix.cells) == len(evals), what="the matrix")
+            config = yaml.safe_load((started[0] / "config.yaml").read_text())
             assert config["name"] == "my run" and config["seca"]["kd"] == "none"
             await pilot.press("escape")  # back to the browser, not the form
             await wait_for(pilot, lambda: app.browser.table.row_count == 1, what="the new run in the table")
-
-    run_app(scenario)
-
-
-@pytest.mark.slow
-def test_real_engine_run_through_the_tui(home):
-    """`tiny` preset, real engine process: the live screen follows it to the end."""
-    async def scenario():
-        app = SecaApp(home)
-        async with app.run_test(size=(120, 40)) as pilot:
-            form = await open_form(pilot, app)
-            form.query_one("#preset").value = "tiny"
-            await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), what="the live screen")
-            live = app.screen
-            await wait_for(pilot, lambda: live.run.get("status") == "finished", timeout=300, what="the run's end")
-            await wait_for(pilot, lambda: len(live.query_one("#matrix", Heatmap).cells) == 3, what="the matrix")
-            assert live.query_one("#relevance-map", Heatmap).row_labels
 
     run_app(scenario)

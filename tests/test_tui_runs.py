@@ -10,15 +10,15 @@ from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.store import Store
+from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
 from tests.test_tui_fixtures import events_of, ingest, last_of, make_run, run_app, wait_for
 
 
 @pytest.fixture
-def three_runs(home):
-    """alpha (seca), beta (hpeft, 10 points lower), gamma (archived-to-be zeroshot), oldest first."""
-    make_run(home, "r-alpha", name="alpha", created=1000.0)
-    make_run(home, "r-beta", name="beta", method="hpeft", offset=-10.0, created=2000.0)
-    make_run(home, "r-gamma", name="gamma", method="zeroshot", offset=-20.0, created=3000.0)
+def three_runs(home, engine_runs):
+    """The session's engine runs alpha (seca), beta (hpeft), gamma (zeroshot), created in that order."""
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        make_run(home, f"r-{name}", engine_runs[name], name=name, created=1000.0 * (i + 1))
     ingest(home)
     return home
 
@@ -39,9 +39,11 @@ def test_browser_lists_runs_with_their_numbers(three_runs):
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
             assert names(app) == ["gamma", "beta", "alpha"]  # newest first
             for row, run_id in zip(rows(app), ("r-gamma", "r-beta", "r-alpha")):
-                final = last_of(events_of(three_runs / "runs" / run_id), "run_finished")
-                assert row[2:9] == ["finished", row[3], "shapes-r", "3",
-                                     *(f"{final[k]:.1f}" for k in ("last", "avg", "forgetting"))]
+                events = events_of(three_runs / "runs" / run_id)
+                started, final = last_of(events, "run_started"), last_of(events, "run_finished")
+                assert row[2:9] == ["finished", started["config"]["method"], started["config"]["data"]["name"],
+                                    str(len(started["tasks"])),
+                                    *(f"{final[k]:.1f}" for k in ("last", "avg", "forgetting"))]
             assert [row[3] for row in rows(app)] == ["zeroshot", "hpeft", "seca"]
             assert "3 runs" in str(app.screen.query_one("#runs-summary").render())
 
@@ -69,13 +71,15 @@ def test_sort_by_key_and_by_header(three_runs):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
             table = app.browser.table
-            while table.sort_key != "last":
+            avg = {n: last_of(events_of(three_runs / "runs" / f"r-{n}"), "run_finished")["avg"]
+                   for n in ("alpha", "beta", "gamma")}
+            assert len(set(avg.values())) == 3, f"the session's runs need distinct Avg to test sorting: {avg}"
+            while table.sort_key != "avg":
                 await pilot.press("o")
-            by_last = sorted(("alpha", "beta", "gamma"), key=lambda n: -last_of(
-                events_of(three_runs / "runs" / f"r-{n}"), "run_finished")["last"])
-            assert names(app) == by_last  # best Last first
+            by_avg = sorted(avg, key=lambda n: -avg[n])
+            assert names(app) == by_avg  # best Avg first
             await pilot.press("O")
-            assert names(app) == by_last[::-1]
+            assert names(app) == by_avg[::-1]
             await pilot.click("#runs", offset=(4, 0))  # the name header: alphabetical
             assert table.sort_key == "name" and names(app) == ["alpha", "beta", "gamma"]
 
@@ -117,7 +121,10 @@ def test_export_ticked_runs_to_csv(three_runs, tmp_path):
         with open(tmp_path / "out.csv") as f:
             table = list(csv.DictReader(f))
         assert {r["run_id"] for r in table} == {"r-gamma", "r-beta"}
-        assert len(table) == 6 and table[0].keys() >= {"task", "acc", "forgetting"}
+        evals = {run_id: [e for e in events_of(three_runs / "runs" / run_id) if e["type"] == "eval"]
+                 for run_id in ("r-gamma", "r-beta")}
+        assert len(table) == sum(map(len, evals.values())) and table[0].keys() >= {"task", "acc", "forgetting"}
+        assert [float(r["acc"]) for r in table if r["run_id"] == "r-beta"] == [e["acc"] for e in evals["r-beta"]]
 
     run_app(scenario)
 
@@ -171,9 +178,9 @@ def test_a_failing_store_is_reported_and_retried(three_runs, monkeypatch):
     run_app(scenario)
 
 
-def test_many_runs_arrive_in_chunks_and_keep_the_cursor(home):
+def test_many_runs_arrive_in_chunks_and_keep_the_cursor(home, engine_runs):
     for i in range(150):
-        make_run(home, f"run-{i:03d}", created=1000.0 + i)
+        make_run(home, f"run-{i:03d}", engine_runs["alpha"], name=f"run-{i:03d}", created=1000.0 + i)
     ingest(home)
 
     async def scenario():

@@ -6,6 +6,7 @@ and redraws only the panels whose data changed. Charts throttle themselves (see 
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -52,6 +53,12 @@ class LogFollower:
         end = data.rfind(b"\n") + 1  # a partial last line is still being written
         self.offset += end
         return data[:end].decode("utf-8", errors="replace").splitlines()
+
+
+def task_label(label: str) -> str:
+    """A pool label as the accuracy matrix names tasks: "task 3" → "T3" (both 0-based); others as they are."""
+    match = re.fullmatch(r"task (\d+)", str(label))
+    return f"T{match.group(1)}" if match else str(label)
 
 
 def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, float]]:
@@ -206,16 +213,17 @@ class LiveScreen(Screen):
         rel, pool = self.model.relevance, self.model.pool
         if rel is not None:
             heatmap = self.query_one("#relevance-map", Heatmap)
-            cols = [str(c).replace("task ", "t") for c in rel.get("cols") or []]  # "task 3" → "t3" fits a cell
+            cols = [task_label(c) for c in rel.get("cols") or []]
             heatmap.set_data(rel.get("rows") or [], cols, rel.get("values") or [],
-                             caption="rows: classes of the new task · columns: pool entries (tN: task N)")
+                             caption="row: a class of the new task · column Tn: the adapters saved after task n")
             heatmap.border_title = f"SG-AKT relevance · task {rel.get('task')}"
-            self.query_one("#utility", BarList).set_items(list(zip(rel.get("cols") or [], rel.get("utility") or [])))
+            self.query_one("#utility", BarList).set_items(list(zip(cols, rel.get("utility") or [])))
         if pool is not None:
             pruned = pool.get("pruned")
+            kept = [task_label(c) for c in pool.get("kept") or []]
             self.query_one("#pool", Static).update(
-                f"pool after task {pool.get('task')}: {', '.join(pool.get('kept') or []) or '(empty)'}"
-                + (f"  ·  pruned: {pruned}" if pruned else "")
+                f"pool after task {pool.get('task')}: {', '.join(kept) or '(empty)'}"
+                + (f"  ·  pruned: {task_label(pruned)}" if pruned else "")
             )
 
     def _show_affinity(self) -> None:
