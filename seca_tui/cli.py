@@ -157,7 +157,7 @@ def run(
     in_queue: bool = typer.Option(False, "--queue", "-q", help="Wait in the run queue for a free device instead of starting now."),
     trials: Optional[str] = typer.Option(None, "--trials", metavar="all|N",
                                          help="Queue one run per trial (class order) of the preset: all, or the first N."),
-    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", metavar="N", help="Queue: runs per device at once (kept for this home; default 1)."),
+    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", metavar="N", help="Runs per device at once in the queue (implies --queue; kept for this home; default 1)."),
 ) -> None:
     """Start a run (or queue runs); without --detach, follow until they end (Ctrl-C asks whether to stop)."""
     gpu_spec = launcher.parse_gpus(gpus) if gpus is not None else None
