@@ -312,8 +312,9 @@ def test_racing_schedulers_never_start_a_run_twice_nor_overfill(store, tmp_path,
         starts += [line.split() for line in out.splitlines()]
     assert sorted(r for r, _ in starts) == sorted(run_ids)  # each exactly once
     for run_id in run_ids:
-        log = (Path(store.run(run_id)["run_dir"]) / "engine.log").read_text()
-        assert log.count("fake engine up") == 1
+        log = Path(store.run(run_id)["run_dir"]) / "engine.log"
+        wait_for(lambda: "fake engine up" in log.read_text(), timeout=30)
+        assert log.read_text().count("fake engine up") == 1
     if n_devices == 8:
         assert sorted(d for _, d in starts) == available  # one run per device
         for run_id in run_ids:
