@@ -244,29 +244,37 @@ class LiveScreen(Screen):
         if status not in ("running", "queued"):
             self.notify(f"The run is {status}; there is nothing to stop.", severity="warning")
             return
+        name = self.run.get("name") or self.run_id
+        question = f"Cancel the queued run {name}?" if status == "queued" else f"Stop run {name}?"
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._launch(launcher.stop, "Stop requested; the engine stops after its current step.")
+                self._launch(launcher.stop, lambda outcome: (
+                    "Cancelled: the run was queued and will not start." if outcome == "cancelled"
+                    else "Stop requested; the engine stops after its current step."))
 
-        self.app.push_screen(ConfirmScreen(f"Stop run {self.run.get('name') or self.run_id}?"), confirmed)
+        self.app.push_screen(ConfirmScreen(question), confirmed)
 
     def action_resume(self) -> None:
         status = self.run.get("status") or self.model.status
         if status in ("running", "queued", "finished"):
             self.notify(f"The run is {status}; only stopped, failed or lost runs resume.", severity="warning")
             return
-        self._launch(launcher.resume, "Resuming from the last checkpoint.")
+        self._launch(launcher.resume, lambda _: "Resuming from the last checkpoint.")
 
-    def _launch(self, call, message: str) -> None:
-        """Run a launcher call off the UI thread (it signals or spawns processes) and say so."""
+    def _launch(self, call, message) -> None:
+        """Run a launcher call off the UI thread (it signals or spawns processes) and say how it went:
+        ``message(outcome)`` is the sentence for the call's return value."""
         def work() -> None:
+            store = Store.open(self.app.home)
             try:
-                call(self.run_id, store=Store.open(self.app.home))
+                outcome = call(self.run_id, store=store)
             except Exception as error:  # noqa: BLE001 - the user reads why; the screen stays
                 self.app.call_from_thread(self.notify, str(error), severity="error")
                 return
-            self.app.call_from_thread(self.notify, message)
+            finally:
+                store.close()
+            self.app.call_from_thread(self.notify, message(outcome))
             self._worker.wake()
 
         self.run_worker(work, thread=True, group="launcher")

@@ -3,6 +3,8 @@
 The form is turned into ``key=value`` overrides on top of the preset and validated as the CLI does
 (``launcher.prepare``: the engine's config loader, then the dataset and task plan) before anything
 starts, so the user sees the same one-sentence error the CLI prints. Blank fields keep the preset's value.
+With "queue" ticked the run is submitted to the run queue (``seca-tui run --queue``) instead of started:
+it starts at once if a device is free, else when one frees up.
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static, TextArea
 
 from engine import config as engine_config
-from seca_tui import launcher
+from seca_tui import launcher, queue
 from seca_tui.screens.live import LiveScreen
+from seca_tui.store import Store
 
 FROM_PRESET = ""  # the Select value meaning "leave the preset's value"
 
@@ -45,12 +48,14 @@ def _field(label: str, widget) -> Horizontal:
 
 
 class NewRunScreen(Screen):
-    """ctrl+t checks the form, ctrl+s launches; escape goes back without starting anything."""
+    """ctrl+t checks the form, ctrl+s launches (or queues, with the queue box ticked: ctrl+o);
+    escape goes back without starting anything."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+t", "validate", "Check"),
         Binding("ctrl+s", "launch", "Launch"),
+        Binding("ctrl+o", "toggle_queue", "Queue on/off"),
     ]
 
     def __init__(self) -> None:
@@ -76,6 +81,8 @@ class NewRunScreen(Screen):
                                           allow_blank=False, compact=True, id="device"))
             yield _field("GPUs", Input(placeholder="(one)  a count like 2, or ids like 0,1", compact=True,
                                        id="gpus"))
+            yield _field("Queue", Checkbox("wait in the run queue for a free device instead of starting now",
+                                           compact=True, id="queue"))
             yield Label("Overrides, one key=value per line (they win over the fields above):")
             yield TextArea(id="overrides")
             yield Static(id="verdict")
@@ -124,8 +131,18 @@ class NewRunScreen(Screen):
 
     # ------------------------------------------------------------------------------ actions
 
+    @property
+    def queued(self) -> bool:
+        return self.query_one("#queue", Checkbox).value
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self.query_one("#launch", Button).label = "Queue" if event.value else "Launch"
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_launch() if event.button.id == "launch" else self.action_validate()
+
+    def action_toggle_queue(self) -> None:
+        self.query_one("#queue", Checkbox).toggle()
 
     def action_validate(self) -> None:
         self._submit(launch=False)
@@ -147,26 +164,58 @@ class NewRunScreen(Screen):
         if launch:
             self.query_one("#launch", Button).disabled = True  # one launch per press, however fast the keys
         self._verdict(None, "checking the config and the dataset…")
-        self.run_worker(partial(self._prepare, *form, launch, self._attempt), thread=True, group="form")
+        self.run_worker(partial(self._prepare, *form, launch, self.queued, self._attempt), thread=True, group="form")
 
     def _prepare(
-        self, preset: str, overrides: list[str], name: str | None, gpus, launch: bool, attempt: int
+        self, preset: str, overrides: list[str], name: str | None, gpus, launch: bool, queued: bool, attempt: int
     ) -> None:
-        """On a worker thread: validate like the CLI does (config, dataset, task plan); when launching,
-        create the run dir and start the engine, then show the run live."""
+        """On a worker thread: validate like the CLI does (config, dataset, task plan; with ``queued``, that
+        the queue's devices can hold the run); when launching, create the run dir and start the engine,
+        then show the run live, or submit it to the queue and go back to the runs."""
         try:
             cfg = launcher.prepare(preset, overrides, name)
-            if launch:
+            if queued:
+                queue.check_fits(gpus, queue.devices())
+            if launch and queued:
+                started = self._submit_queued(preset, overrides, name, gpus, cfg)
+            elif launch:
                 handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus, cfg=cfg)
                 launcher.start(handle.run_dir)
         except Exception as error:  # noqa: BLE001 - any failure is reported in the form, in one line
             text = str(error) if isinstance(error, engine_config.ConfigError) else f"{type(error).__name__}: {error}"
             self.app.call_from_thread(self._failed, text, attempt)
             return
-        if launch:
+        if launch and queued:
+            self.app.call_from_thread(self._queued, *started)
+        elif launch:
             self.app.call_from_thread(self._open_live, handle.run_id, handle.run_dir)
         else:
             self.app.call_from_thread(self._valid, cfg, attempt)
+
+    def _submit_queued(self, preset: str, overrides: list[str], name: str | None, gpus,
+                       cfg: engine_config.Config) -> tuple[launcher.RunHandle, list[str] | None]:
+        """Queue the run as ``seca-tui run --queue`` does: it starts now if a device is free; else a
+        background scheduler starts it later, whether or not this TUI is still open. Returns the run
+        and the devices it started on (None: it waits)."""
+        store = Store.open(self.app.home)
+        try:
+            handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus, store=store,
+                                         cfg=cfg, queued=True)
+            started = dict(queue.schedule(store))
+            if queue.pending(store):
+                queue.ensure_scheduler(self.app.home)
+        finally:
+            store.close()
+        return handle, started.get(handle.run_id)
+
+    def _queued(self, handle: launcher.RunHandle, devices: list[str] | None) -> None:
+        if devices:
+            self.notify(f"Started {handle.config.name} on {','.join(devices)}: a device was free.")
+            self._open_live(handle.run_id, handle.run_dir)
+            return
+        self.notify(f"Queued {handle.config.name}: it starts when a device is free (x in the runs list cancels it).")
+        self.app.browser.table.select(handle.run_id)
+        self.app.pop_screen()
 
     def _valid(self, cfg: engine_config.Config, attempt: int) -> None:
         if attempt == self._attempt:  # a later check supersedes this one

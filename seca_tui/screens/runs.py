@@ -2,7 +2,9 @@
 
 A store thread shows what the database holds at once (first paint), then ingests the run dirs and marks
 runs whose process vanished as lost, and repeats every few seconds or as soon as the filter changes.
-Edits (tags, notes, archive) and exports are jobs on the same thread, so the refresh after an edit sees it.
+Edits (tags, notes, archive, cancelling a queued run) and exports are jobs on the same thread, so the
+refresh after an edit sees it. The same thread gives the run queue a turn every few seconds, even while
+another screen covers this one, so queued runs start while the TUI is open.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from seca_tui import export
 from seca_tui.messages import RunsLoaded
+from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
 from seca_tui.screens.store_worker import StoreWorker
@@ -35,6 +38,7 @@ class RunsScreen(Screen):
         Binding("e", "export", "Export"),
         Binding("t", "notes", "Tags/notes"),
         Binding("a", "archive", "Archive"),
+        Binding("x", "cancel_run", "Cancel queued"),
         Binding("A", "toggle_archived", "Show archived"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
@@ -76,6 +80,8 @@ class RunsScreen(Screen):
     # ------------------------------------------------------------------------------ store thread
 
     def _poll(self, store: Store) -> None:
+        if self._painted:
+            self._schedule(store)
         if not self._shown:
             return  # the screen on top polls what it shows; on_screen_resume catches up
         self._post(store)  # what the database knows now, before the slower ingest
@@ -83,6 +89,15 @@ class RunsScreen(Screen):
             return  # ingest competes with the first paint for the GIL: it starts once the rows show
         if store.ingest_all() or store.mark_lost():
             self._post(store)
+
+    def _schedule(self, store: Store) -> None:
+        """Start the queued runs that fit on a free device now (one cheap read when none waits)."""
+        from seca_tui import queue  # the launcher and the engine's config: not needed for the first paint
+
+        for run_id, devices in queue.schedule(store):
+            run = store.run(run_id) or {}
+            self.app.call_from_thread(self.notify, f"Started queued run {run.get('name') or run_id} "
+                                                   f"on {','.join(devices)}.")
 
     def _post(self, store: Store) -> None:
         search, status, archived = self._query
@@ -203,6 +218,34 @@ class RunsScreen(Screen):
         self._worker.submit(lambda store: store.set_archived(run["run_id"], archived))
         hint = "" if self.show_archived or not archived else " (A shows archived runs)"
         self.notify(f"{'Archived' if archived else 'Unarchived'} {run.get('name') or run['run_id']}{hint}.")
+
+    def action_cancel_run(self) -> None:
+        """Take the queued run under the cursor out of the queue, once the user says yes."""
+        run = self.current_run()
+        if run is None:
+            return
+        name = run.get("name") or run["run_id"]
+        if run.get("status") != "queued":
+            hint = "; open it and press s to stop it" if run.get("status") == "running" else ""
+            self.notify(f"{name} is {run.get('status')}: only a queued run can be cancelled{hint}.", severity="warning")
+            return
+
+        def cancel(store: Store) -> None:
+            from engine.config import ConfigError
+            from seca_tui import launcher
+
+            try:
+                launcher.cancel(run["run_id"], store)
+            except ConfigError as error:  # it started (or was cancelled) meanwhile
+                self.app.call_from_thread(self.notify, str(error), severity="warning")
+                return
+            self.app.call_from_thread(self.notify, f"Cancelled {name}: it was queued and will not start.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._worker.submit(cancel)
+
+        self.app.push_screen(ConfirmScreen(f"Cancel the queued run {name}?"), confirmed)
 
     def action_toggle_archived(self) -> None:
         self.show_archived = not self.show_archived

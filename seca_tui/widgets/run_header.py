@@ -5,7 +5,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 STATUS_STYLE = {"running": "bold green", "finished": "bold", "failed": "bold red", "lost": "bold yellow",
-                "stopped": "bold magenta", "queued": "bold cyan"}
+                "stopped": "bold magenta", "queued": "bold cyan", "cancelled": "dim"}
 
 
 def duration(seconds: float) -> str:

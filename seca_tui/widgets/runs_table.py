@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -12,18 +13,46 @@ from textual.widgets import DataTable
 from seca_tui.widgets.run_header import STATUS_STYLE
 
 # (header, key in the store's run dict); the first column holds the tick.
-COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("method", "method"),
+COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("device", "device"), ("method", "method"),
            ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
            ("Forg.", "forgetting"), ("created", "created")]
 SORTABLE = [key for _, key in COLUMNS[1:]]
 FIRST_ROWS, LATER_ROWS = 60, 300  # rows added before the first paint (a screenful), then per frame
 
 
-def when(value) -> str:
-    """A run's timestamp (unix seconds or ISO text) as local ``YYYY-mm-dd HH:MM``."""
+def when(value, now: dt.datetime | None = None) -> str:
+    """A run's timestamp (unix seconds or ISO text) as local ``mm-dd HH:MM`` this year, else ``YYYY-mm-dd``
+    (narrow enough for 80 columns)."""
     if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
-    return str(value or "")[:16].replace("T", " ")
+        stamp = dt.datetime.fromtimestamp(value)
+    else:
+        try:
+            stamp = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value or "")[:16]
+    return stamp.strftime("%m-%d %H:%M" if stamp.year == (now or dt.datetime.now()).year else "%Y-%m-%d")
+
+
+def device(run: dict) -> Text:
+    """The devices a run holds ("cpu", "0,1"); for a queued run, dimmed, what it waits for: the listed
+    GPUs, a count of them, or any one device."""
+    if run.get("device"):
+        return Text(str(run["device"]))
+    if run.get("status") != "queued":
+        return Text("")
+    gpus = run.get("gpus")
+    if isinstance(gpus, str):
+        try:
+            gpus = json.loads(gpus)
+        except ValueError:
+            gpus = None
+    if isinstance(gpus, list):
+        wanted = ",".join(map(str, gpus))
+    elif isinstance(gpus, int) and gpus > 1:
+        wanted = f"{gpus} devices"
+    else:
+        wanted = "any"
+    return Text(wanted, style="dim")
 
 
 def number(value) -> str:
@@ -59,6 +88,7 @@ class RunsTable(DataTable):
         self.sort_key, self.sort_reverse = "created", True  # newest first
         self._generation = 0  # bumped by show(): rows still to add from an older show() are dropped
         self._restore: str | None = None  # the run to put the cursor back on once its row is added
+        self._wanted: str | None = None  # a run to put the cursor on whenever its row shows up (select())
 
     def on_mount(self) -> None:
         for header, key in COLUMNS:
@@ -83,6 +113,8 @@ class RunsTable(DataTable):
             return  # a newer show() replaced these rows
         for run in pending[:count]:
             self.add_row(*self._cells(run), key=run["run_id"])
+        if self._wanted is not None and self._wanted in self.rows:
+            self._restore, self._wanted = self._wanted, None
         if self._restore is not None and self._restore in self.rows:
             self.move_cursor(row=self.get_row_index(self._restore), animate=False)
             self._restore = None
@@ -100,6 +132,7 @@ class RunsTable(DataTable):
             "✓" if run["run_id"] in self.ticked else " ",
             name[:28],
             Text(status, style=STATUS_STYLE.get(status, "")),
+            device(run),
             run.get("method") or "",
             run.get("dataset") or "",
             Text(str(run.get("n_tasks") or ""), justify="right"),
@@ -108,6 +141,14 @@ class RunsTable(DataTable):
             Text(number(run.get("forgetting")), justify="right"),
             when(run.get("created")),
         )
+
+    def select(self, run_id: str) -> None:
+        """Put the cursor on ``run_id`` now, or when its row arrives (a run just created may reach the
+        table a refresh later)."""
+        if run_id in self.rows:
+            self.move_cursor(row=self.get_row_index(run_id), animate=False)
+        else:
+            self._wanted = run_id
 
     @property
     def current_run_id(self) -> str | None:
