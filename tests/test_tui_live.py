@@ -57,6 +57,12 @@ def test_every_panel_shows_the_run(home, engine_runs):
             assert matrix.cells == [[f"{a:.1f}" for a in row] + [""] * (3 - len(row)) for row in rows]
             assert matrix.row_labels == matrix.col_labels == ["T0", "T1", "T2"]
             assert "finished" in text(app, "#run-header") and "task 3/3" in text(app, "#run-header")
+            final = last_of(events, "run_finished")
+            assert text(app, "#summary") == "  ·  ".join(
+                f"{label} {final[key]:.1f}" for label, key in (("Last", "last"), ("Avg", "avg"),
+                                                               ("Forgetting", "forgetting"), ("BWT", "bwt")))
+            took = final["ts"] - last_of(events, "run_started")["ts"]
+            assert f"took {round(took)}s" in text(app, "#run-header")  # a tiny run takes seconds
             forgetting = [(f"T{i}", max(r[i] for r in rows[i:-1]) - rows[-1][i]) for i in range(2)]
             assert screen.query_one("#forgetting", BarList).items == forgetting
 
@@ -104,6 +110,8 @@ def test_appended_events_reach_the_panels(home, engine_runs):
             matrix = screen.query_one("#matrix", Heatmap)
             await wait_for(pilot, lambda: len(matrix.cells) == 1, what="task 0's row")
             assert "running" in text(app, "#run-header") and "task 1/3" in text(app, "#run-header")
+            first = last_of(events_of(run_dir), "eval")
+            assert text(app, "#summary").startswith(f"after task 0:  A_0 {first['acc']:.1f}  ·  Avg {first['acc']:.1f}")
 
             append_events(run_dir, trained)
             await wait_for(pilot, lambda: "task 2/3" in text(app, "#run-header"), what="task 1 in the header")

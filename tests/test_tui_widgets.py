@@ -4,14 +4,14 @@ from __future__ import annotations
 from seca_tui.screens.live import forgetting_per_task
 from seca_tui.screens.live_model import LiveModel
 from seca_tui.widgets.bar_list import bar
-from seca_tui.widgets.heatmap import colour, downsample
+from seca_tui.widgets.heatmap import colour, downsample, fit_limit
 from seca_tui.widgets.line_chart import thin
 
 
 def test_downsample_averages_blocks_and_names_their_ranges():
     values = [[float(r * 10 + c) for c in range(10)] for r in range(10)]
     rows, cols, grid = downsample([f"r{i}" for i in range(10)], [f"c{i}" for i in range(10)], values, limit=4)
-    assert rows == ["0–2", "3–5", "6–8", "r9"] and cols[-1] == "c9"
+    assert rows == ["0–2", "3–5", "6–8", "9"] and cols[-1] == "9"  # indices, not one name among ranges
     assert grid[0][0] == sum(r * 10 + c for r in range(3) for c in range(3)) / 9
     assert grid[3][3] == 99.0
 
@@ -19,6 +19,17 @@ def test_downsample_averages_blocks_and_names_their_ranges():
 def test_downsample_keeps_small_ragged_matrices():
     rows, cols, grid = downsample(["a", "b"], ["x", "y"], [[1.0], [2.0, None]], limit=40)
     assert (rows, cols, grid) == (["a", "b"], ["x", "y"], [[1.0, None], [2.0, None]])
+
+
+def test_fit_limit_keeps_what_fits_and_blocks_the_rest():
+    names = [f"class {i}" for i in range(30)]
+    assert fit_limit(names, names, cell=5, width=8 + 30 * 5, height=30) == 30  # every class, with its name
+    assert fit_limit(names, names, cell=5, width=8 + 30 * 5, height=29) == 29  # one line short
+    # too wide: block labels are index ranges ("28–29", 6 columns with the space), cells share the rest
+    limit = fit_limit(names, names, cell=5, width=80, height=30)
+    assert limit == (80 - 6) // 5
+    rows, cols, grid = downsample(names, names, [[1.0] * 30 for _ in range(30)], limit)
+    assert len(cols) <= limit and 6 + 5 * len(cols) <= 80 and rows[0] == "0–2"
 
 
 def test_colour_map_ends_and_clamps():

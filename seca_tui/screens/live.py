@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
@@ -61,6 +62,25 @@ def task_label(label: str) -> str:
     return f"T{match.group(1)}" if match else str(label)
 
 
+def summary(run: dict, task_rows: list[dict]) -> Text:
+    """The run's metrics in one line: Last, Avg, forgetting and BWT once it has finished, else the same
+    so far (after the newest evaluated task)."""
+    if run.get("status") == "finished" and run.get("last") is not None:
+        head, values = "", [("Last", run.get("last")), ("Avg", run.get("avg")),
+                            ("Forgetting", run.get("forgetting")), ("BWT", run.get("bwt"))]
+    elif task_rows:
+        row = task_rows[-1]
+        head, values = f"after task {row['task']}:  ", [(f"A_{row['task']}", row.get("acc")), ("Avg", row.get("avg_acc")),
+                                                       ("Forgetting", row.get("forgetting")), ("BWT", row.get("bwt"))]
+    else:
+        return Text("no task evaluated yet", style="dim")
+    text = Text(head, style="dim")
+    for i, (label, value) in enumerate((label, value) for label, value in values if value is not None):
+        text.append(("  ·  " if i else "") + label + " ", style="dim")
+        text.append(f"{value:.1f}", style="bold")
+    return text
+
+
 def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, float]]:
     """For each old task i after the newest evaluated row T: max_{i ≤ t < T} a_{t,i} − a_{T,i}."""
     rows = [row for row in matrix if row and row[0] is not None]
@@ -79,6 +99,7 @@ class LiveScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
+        Binding("f", "toggle_fit", "Fit/full affinity", show=False),
         *(Binding(str(i + 1), f"show_tab('{tab}')", tab.capitalize(), show=False) for i, tab in enumerate(TABS)),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -94,29 +115,34 @@ class LiveScreen(Screen):
         self._seq = -1  # the store's events() counts from after_seq; the engine's first seq is 0
         self._log: LogFollower | None = None
         self._snapshot_at = 0.0
+        self.fit_affinity = True  # average the affinity matrix into blocks that fit the screen (f: full size)
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.run_id, id="run-header")
         with TabbedContent(id="panels"):
             with TabPane("1 Accuracy", id="accuracy"):
                 # Side by side when wide; stacked in one scrolling page when narrow (see app.tcss).
-                with VerticalScroll(id="accuracy-page"), Horizontal(id="accuracy-row"):
-                    yield LineChart(title="A_t and per-task accuracy", xlabel="after task", integer_x=True,
-                                    id="acc-chart")
-                    with ScrollableContainer(id="accuracy-side"):  # 20 tasks are wider than the side
-                        yield Heatmap(fmt="{:.1f}", vmin=0.0, vmax=100.0, id="matrix")
-                        yield BarList(fmt="{:+.1f}", empty="no forgetting before task 2", id="forgetting")
+                with VerticalScroll(id="accuracy-page"):
+                    yield Static(id="summary")
+                    with Horizontal(id="accuracy-row"):
+                        yield LineChart(title="A_t and per-task accuracy", xlabel="after task", integer_x=True,
+                                        id="acc-chart")
+                        with ScrollableContainer(id="accuracy-side"):  # 20 tasks are wider than the side
+                            yield Heatmap(fmt="{:.1f}", vmin=0.0, vmax=100.0, id="matrix")
+                            yield BarList(fmt="{:+.1f}", empty="no forgetting before task 2", id="forgetting")
             with TabPane("2 SG-AKT", id="relevance"):
                 with VerticalScroll():
                     with ScrollableContainer(classes="heatmap-box"):
-                        yield Heatmap(fmt="{:.2f}", id="relevance-map")
+                        # each row is a distribution over the pool: one fixed 0–1 scale, so near-uniform
+                        # rows look uniform instead of stretched across the whole colour map
+                        yield Heatmap(fmt="{:.2f}", vmin=0.0, vmax=1.0, id="relevance-map")
                     yield Static(id="pool")
                     yield BarList(fmt="{:.2f}", id="utility")
             with TabPane("3 SE-VPR", id="affinity"):
                 with ScrollableContainer(classes="heatmap-box"):
                     yield Heatmap(fmt="{:.2f}", id="affinity-map")
             with TabPane("4 Losses", id="losses"):
-                yield LineChart(title="losses", xlabel="task", id="loss-chart")
+                yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 2)", id="loss-chart")
             with TabPane("5 Log", id="log"):
                 yield Log(max_lines=2000, id="engine-log")
         yield Footer()
@@ -126,6 +152,9 @@ class LiveScreen(Screen):
                                  ("#relevance-map", "SG-AKT relevance"), ("#utility", "pool utility"),
                                  ("#affinity-map", "SE-VPR affinity")):
             self.query_one(widget_id).border_title = title
+        affinity = self.query_one("#affinity-map", Heatmap)
+        affinity.fit_hint = "f shows every class"
+        affinity.max_size = self._affinity_size()
         self._show_header()
         self._worker = StoreWorker(self, self.app.home, self._poll, POLL_SECONDS)
         self._worker.start()
@@ -184,10 +213,12 @@ class LiveScreen(Screen):
         m = self.model
         # The store's status wins: it alone knows `lost` (the process vanished without a final event).
         status = self.run.get("status") or m.status
+        started, finished = self.run.get("started"), self.run.get("finished")
         self.query_one(RunHeader).show(
             name=self.run.get("name") or self.run_id, status=status, task=m.task,
             n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if status == "running" else None,
             ips=m.ips, gpu_mem=m.gpu_mem,
+            took=finished - started if status == "finished" and started and finished else None,
         )
 
     def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:
@@ -208,6 +239,7 @@ class LiveScreen(Screen):
         bars.set_items(forgetting_per_task(matrix))
         mean = rows[-1].get("forgetting") if rows else None
         bars.border_title = "forgetting per task" + (f"  (mean {mean:.1f})" if mean is not None else "")
+        self.query_one("#summary", Static).update(summary(self.run, rows))
 
     def _show_relevance(self) -> None:
         rel, pool = self.model.relevance, self.model.pool
@@ -234,7 +266,24 @@ class LiveScreen(Screen):
                          aff.get("values") or [], caption=f"{len(labels)} classes · columns by row number")
         heatmap.border_title = f"SE-VPR affinity · task {aff.get('task')}"
 
+    def _affinity_size(self) -> tuple[int, int] | None:
+        """The room for the affinity grid: the screen less the header, the tabs, the footer, the panel's
+        border and padding and a scrollbar; None when showing it whole."""
+        if not self.fit_affinity:
+            return None
+        width, height = self.app.size
+        return max(width - 7, 20), max(height - 6, 8)
+
+    def on_resize(self) -> None:
+        self.query_one("#affinity-map", Heatmap).refit(self._affinity_size())
+
     # ------------------------------------------------------------------------------ actions
+
+    def action_toggle_fit(self) -> None:
+        """Affinity: blocks that fit the screen, or every class with its name (scroll to see them)."""
+        self.fit_affinity = not self.fit_affinity
+        self.query_one("#affinity-map", Heatmap).refit(self._affinity_size())
+        self.action_show_tab("affinity")
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -18,6 +18,8 @@ Value = float | None
 # Viridis anchor colours: ordered in lightness, readable on dark and light themes, colour-blind safe.
 _STOPS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 _LEGEND_STEPS = 10
+LABEL_MAX = 18  # row labels are cut to this many characters
+EXTRA_LINES = 4  # lines besides the cells: column labels, legend, block note, caption
 
 
 def colour(fraction: float) -> tuple[int, int, int]:
@@ -49,16 +51,30 @@ def _mean(values: list[Value]) -> Value:
 def downsample(
     rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[Value]], limit: int
 ) -> tuple[list[str], list[str], list[list[Value]]]:
-    """Average ``values`` into at most ``limit`` × ``limit`` blocks; block labels name the index range."""
+    """Average ``values`` into at most ``limit`` × ``limit`` blocks; block labels name the index range
+    (a lone index for a block of one), names stay where an axis is not averaged."""
     row_blocks, col_blocks = _blocks(len(rows), limit), _blocks(len(cols), limit)
 
     def label(names: Sequence[str], block: range) -> str:
-        return names[block[0]] if len(block) == 1 else f"{block[0]}–{block[-1]}"
+        if len(block) > 1:
+            return f"{block[0]}–{block[-1]}"
+        return names[block[0]] if len(names) <= limit else str(block[0])
 
     grid = [
         [_mean([_at(values, r, c) for r in rb for c in cb]) for cb in col_blocks] for rb in row_blocks
     ]
     return [label(rows, b) for b in row_blocks], [label(cols, b) for b in col_blocks], grid
+
+
+def fit_limit(rows: Sequence[str], cols: Sequence[str], cell: int, width: int, height: int) -> int:
+    """The block limit at which a grid of ``cell``-wide cells (space included) with its row labels fits
+    ``width`` columns and ``height`` rows of cells: every row and column when they fit, else square-ish
+    blocks whose labels are index ranges."""
+    label = min(max(map(len, rows), default=0), LABEL_MAX) + 1
+    if label + len(cols) * cell <= width and len(rows) <= height:
+        return max(len(rows), len(cols), 1)
+    label = len(f"{len(rows) - 1}–{len(rows) - 1}") + 1
+    return max(2, min((width - label) // cell, height))
 
 
 def _at(values: Sequence[Sequence[Value]], r: int, c: int) -> Value:
@@ -89,6 +105,9 @@ class Heatmap(Static):
         ``vmin``/``vmax`` fix the colour scale (accuracy is always 0–100), else it spans the data."""
         super().__init__(id=id, classes=classes)
         self.fmt, self.limit, self.vmin, self.vmax, self.empty = fmt, limit, vmin, vmax, empty
+        self.max_size: tuple[int, int] | None = None  # (columns, lines) to fit in, by averaging more
+        self.fit_hint = ""  # said after the block note while averaging to fit (how to see every cell)
+        self._data: tuple = ((), (), (), "")  # the last set_data, for refit()
         self.row_labels: list[str] = []
         self.col_labels: list[str] = []
         self.cells: list[list[str]] = []
@@ -103,13 +122,29 @@ class Heatmap(Static):
     ) -> None:
         """Show a new matrix (``values[r][c]``; missing or None cells are left blank) with an optional
         dim ``caption`` line under the legend (what rows and columns are; titles stay short)."""
+        self._data = (rows, cols, values, caption)
         self.caption = caption
-        shown_rows, shown_cols, grid = downsample(rows, cols, values, self.limit)
+        limit = self.limit
+        if self.max_size is not None:
+            present = [v for row in values for v in row if v is not None]
+            cell = max([len(self.fmt.format(v)) for v in present] + [3]) + 1
+            width, height = self.max_size
+            limit = min(limit, fit_limit(rows, cols, cell, width, height - EXTRA_LINES))
+        shown_rows, shown_cols, grid = downsample(rows, cols, values, limit)
         big = len(shown_rows) < len(rows) or len(shown_cols) < len(cols)
         self.block_note = f"{len(rows)}×{len(cols)} averaged into {len(shown_rows)}×{len(shown_cols)} blocks" if big else ""
+        if big and limit < self.limit and self.fit_hint:
+            self.block_note += f" to fit · {self.fit_hint}"
         self.row_labels, self.col_labels = shown_rows, shown_cols
         self.cells = [["" if v is None else self.fmt.format(v) for v in row] for row in grid]
         self.update(self._render_grid(grid))
+
+    def refit(self, max_size: tuple[int, int] | None) -> None:
+        """Fit the last matrix into ``max_size`` (columns, lines) by averaging, or show it whole (None)."""
+        if max_size != self.max_size:
+            self.max_size = max_size
+            if self._data[0]:
+                self.set_data(*self._data)
 
     def _render_grid(self, grid: list[list[Value]]) -> Text:
         if not grid:
@@ -120,7 +155,7 @@ class Heatmap(Static):
         span = (hi - lo) or 1.0
         texts = [t for row in self.cells for t in row]
         width = max([len(t) for t in texts] + [3]) + 1  # a space between cells
-        label_width = min(max(len(r) for r in self.row_labels), 18)
+        label_width = min(max(len(r) for r in self.row_labels), LABEL_MAX)
 
         text = Text(no_wrap=True, overflow="crop")
         text.append(" " * (label_width + 1))

@@ -1,4 +1,5 @@
-"""One line about a run: status, task k/T, epoch, ETA, images/s and GPU memory when reported."""
+"""One line about a run: status, task k/T, epoch, ETA (or how long a finished run took), images/s and
+GPU memory when reported."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -23,7 +24,7 @@ class RunHeader(Static):
 
     def show(
         self, *, name: str, status: str, task: int | None, n_tasks: int, epoch: int | None, epochs: int,
-        eta: float | None, ips: float | None, gpu_mem: float | None,
+        eta: float | None, ips: float | None, gpu_mem: float | None, took: float | None = None,
     ) -> None:
         parts: list[tuple[str, str]] = [(name, "bold"), (f"● {status}", STATUS_STYLE.get(status, "bold"))]
         if task is not None:
@@ -32,6 +33,8 @@ class RunHeader(Static):
             parts.append((f"epoch {epoch + 1}/{epochs}", ""))
         if eta is not None:
             parts.append((f"ETA {duration(eta)}", ""))
+        if took is not None:
+            parts.append((f"took {duration(took)}", ""))
         if ips is not None:
             parts.append((f"{ips:,.0f} img/s", ""))
         if gpu_mem is not None:
