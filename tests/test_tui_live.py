@@ -79,6 +79,8 @@ def test_every_panel_shows_the_run(home, engine_runs):
             heatmap = screen.query_one("#affinity-map", Heatmap)
             assert heatmap.row_labels == [f"{i} {name}" for i, name in enumerate(affinity["labels"])]
             assert heatmap.cells == [[f"{v:.2f}" for v in row] for row in affinity["values"]]
+            await pilot.press("f")  # every class at full size (a tiny run's 6 fit either way)
+            assert screen.query_one("#panels").active == "affinity" and heatmap.max_size is None
 
             acc = screen.query_one("#acc-chart", LineChart)
             assert acc.series["A_t"] == ([0, 1, 2], [e["acc"] for e in events if e["type"] == "eval"])

@@ -74,3 +74,36 @@ def test_live_model_progress_eta_and_losses():
                  {"seq": 5, "type": "run_stopped", "after_task": 0}])
     assert model.status == "stopped" and model.eta() is None
     assert model.take_changes() >= {"header", "losses"} and model.take_changes() == set()
+
+
+def test_heatmap_refits_to_the_room_it_is_given():
+    """A 100-class matrix (the demo's affinity after its last task) in 60×20 cells, then whole again."""
+    from textual.app import App
+
+    from seca_tui.widgets.heatmap import EXTRA_LINES, Heatmap
+    from tests.test_tui_fixtures import run_app
+
+    names = [f"class {i}" for i in range(100)]
+    values = [[1.0 if r == c else 0.01 for c in range(100)] for r in range(100)]
+
+    class Box(App):
+        def compose(self):
+            yield Heatmap(fmt="{:.2f}", id="map")
+
+    async def scenario():
+        app = Box()
+        async with app.run_test(size=(80, 30)):
+            heatmap = app.query_one(Heatmap)
+            heatmap.fit_hint = "f shows every class"
+            heatmap.set_data(names, names, values)
+            assert len(heatmap.col_labels) == 34  # the widget's own limit, 40: blocks of 3
+            heatmap.refit((60, 20))
+            shown = len(heatmap.col_labels)
+            assert len(heatmap.row_labels) == shown <= 20 - EXTRA_LINES
+            assert max(map(len, heatmap.row_labels)) + 1 + 5 * shown <= 60
+            assert heatmap.block_note == f"100×100 averaged into {shown}×{shown} blocks to fit · f shows every class"
+            assert heatmap.cells[0][0] > heatmap.cells[0][1]  # the diagonal stands out in every block size
+            heatmap.refit(None)
+            assert len(heatmap.col_labels) == 34 and "to fit" not in heatmap.block_note
+
+    run_app(scenario)

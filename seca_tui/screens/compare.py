@@ -92,7 +92,7 @@ class CompareScreen(Screen):
         metrics.clear()
         for name, run in zip(names, self.runs):
             metrics.add_row(name, run.get("status") or "", run.get("method") or "", run.get("dataset") or "",
-                            str(run.get("n_tasks") or ""),
+                            Text(str(run.get("n_tasks") or ""), justify="right"),
                             *(Text(number(run.get(k)), justify="right") for k in ("last", "avg", "forgetting", "bwt")))
 
         diff = self.query_one("#config-diff", DataTable)

@@ -81,7 +81,7 @@ class NewRunScreen(Screen):
                                           allow_blank=False, compact=True, id="device"))
             yield _field("GPUs", Input(placeholder="(one)  a count like 2, or ids like 0,1", compact=True,
                                        id="gpus"))
-            yield _field("Queue", Checkbox("wait in the run queue for a free device instead of starting now",
+            yield _field("Queue", Checkbox("wait in the run queue for a free device",
                                            compact=True, id="queue"))
             yield Label("Overrides, one key=value per line (they win over the fields above):")
             yield TextArea(id="overrides")

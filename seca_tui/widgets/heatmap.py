@@ -159,9 +159,11 @@ class Heatmap(Static):
 
         text = Text(no_wrap=True, overflow="crop")
         text.append(" " * (label_width + 1))
+        # Block ranges too wide for a cell: every column shows its block's first index (the ranges are on
+        # the matching rows), not a mix of ranges and indices
+        starts = any(len(col) >= width for col in self.col_labels)
         for col in self.col_labels:
-            if len(col) >= width:
-                col = col.split("–")[0]  # a block's first index: its range is on the matching row
+            col = col.split("–")[0] if starts else col
             text.append(col[: width - 1].rjust(width - 1) + " ", style="bold")
         for label, row, cells in zip(self.row_labels, grid, self.cells):
             text.append("\n" + label[:label_width].ljust(label_width) + " ", style="bold")
