@@ -57,6 +57,7 @@ def test_forgetting_per_task_uses_the_newest_row():
 
 
 def test_live_model_progress_eta_and_losses():
+    """Hand-made events: timestamps and a loss that starts late are chosen to pin the ETA and padding rules."""
     model = LiveModel()
     model.apply([
         {"seq": 0, "ts": 0.0, "type": "run_started", "config": {"train": {"epochs": 2}}, "tasks": [[0], [1], [2]]},
