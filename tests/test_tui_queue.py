@@ -9,6 +9,7 @@ import pytest
 from seca_tui import launcher, queue
 from seca_tui.app import SecaApp
 from seca_tui.screens.confirm import ConfirmScreen
+from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.screens.runs import RunsScreen
 from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
@@ -103,5 +104,14 @@ def test_queue_cancel_and_start_from_the_tui(busy_home):
             second = app.browser.table.runs[[r["name"] for r in app.browser.table.runs].index("second")]
             final = last_of(events_of(home / "runs" / second["run_id"]), "run_finished")
             assert row(app, "second")["device"] == "cpu" and row(app, "second")["last"] == f"{final['last']:.1f}"
+
+            # the device is free now: a queued run starts at once, and the form shows it live
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the form")
+            app.screen.query_one("#preset").value = "tiny"
+            app.screen.query_one("#name").value = "third"
+            await pilot.press("ctrl+o", "ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), timeout=10, what="the live screen")
+            assert notified(app, "Started third on cpu") and schedulers == [home, home]
 
     run_app(scenario)
