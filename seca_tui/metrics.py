@@ -32,13 +32,16 @@ def average(accs: Sequence[float]) -> float | None:
     return sum(accs) / len(accs) if accs else None
 
 
+def forgetting_per_task(matrix: Matrix) -> list[float]:
+    """For each old task i: max_{t ∈ [i, T−1]} a_{t,i} − a_{T,i}, the drop from its best to now."""
+    last = len(matrix) - 1
+    return [max(matrix[t][i] for t in range(i, last)) - matrix[last][i] for i in range(last)]
+
+
 def forgetting(matrix: Matrix) -> float | None:
     """Mean over old tasks i of the drop from their best accuracy before the last task to now."""
-    last = len(matrix) - 1
-    if last < 1:
-        return None
-    drops = [max(matrix[t][i] for t in range(i, last)) - matrix[last][i] for i in range(last)]
-    return sum(drops) / last
+    drops = forgetting_per_task(matrix)
+    return sum(drops) / len(drops) if drops else None
 
 
 def bwt(matrix: Matrix) -> float | None:

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from seca_tui import launcher
+from seca_tui import launcher, metrics
 from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
@@ -82,14 +82,10 @@ def summary(run: dict, task_rows: list[dict]) -> Text:
 
 
 def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, float]]:
-    """For each old task i after the newest evaluated row T: max_{i ≤ t < T} a_{t,i} − a_{T,i}."""
-    rows = [row for row in matrix if row and row[0] is not None]
-    last = len(rows) - 1
-    out = []
-    for i in range(last):
-        best = max(rows[t][i] for t in range(i, last) if rows[t][i] is not None)
-        out.append((f"T{i}", best - rows[last][i]))
-    return out
+    """Labelled forgetting of each old task after the newest evaluated row (the square store matrix
+    pads rows with None: keep each evaluated row's first t + 1 entries)."""
+    rows = [row[: t + 1] for t, row in enumerate(row for row in matrix if row and row[0] is not None)]
+    return [(f"T{i}", drop) for i, drop in enumerate(metrics.forgetting_per_task(rows))]
 
 
 class LiveScreen(Screen):
