@@ -195,7 +195,7 @@ def test_a_dead_run_frees_its_device(store, fake):
     assert dict(queue.schedule(store, ["fake0"], 1)) == {first: ["fake0"]}
     wait_for(lambda: store.ingest(store.run(first)["run_dir"]) and store.run(first)["heartbeat_ts"])
     os.kill(store.run(first)["pid"], signal.SIGKILL)
-    wait_for(lambda: not is_alive(store.run(first)["pid"], None, store.run(first)["run_dir"]), timeout=10)
+    wait_for(lambda: not is_alive(store.run(first)["pid"], None, store.run(first)["run_dir"]), timeout=60)
     assert dict(queue.schedule(store, ["fake0"], 1)) == {second: ["fake0"]}
     assert store.run(first)["status"] == "lost"
     launcher.stop(second, store)
@@ -208,7 +208,7 @@ def test_an_ended_run_whose_process_still_exits_holds_its_device(store, fake):
     store.update_run(first, status="finished", finished=time.time())  # its final event is in, it is exiting
     assert queue.schedule(store, ["fake0"], 1) == []
     launcher.signal_run(store.run(first)["pid"], signal.SIGKILL)
-    wait_for(lambda: not is_alive(store.run(first)["pid"], None, store.run(first)["run_dir"]), timeout=10)
+    wait_for(lambda: not is_alive(store.run(first)["pid"], None, store.run(first)["run_dir"]), timeout=60)
     assert dict(queue.schedule(store, ["fake0"], 1)) == {second: ["fake0"]}
     launcher.stop(second, store)
 

@@ -122,7 +122,7 @@ def test_appended_events_reach_the_panels(home, engine_runs):
             assert screen.query_one("#relevance-map", Heatmap).row_labels == last_of(trained, "relevance")["rows"]
 
             append_events(run_dir, evaluated)
-            await wait_for(pilot, lambda: len(matrix.cells) == 2, timeout=2.0, what="task 1's row")
+            await wait_for(pilot, lambda: len(matrix.cells) == 2, timeout=10.0, what="task 1's row")
             assert matrix.cells[1] == [f"{a:.1f}" for a in last_of(evaluated, "eval")["task_acc"]] + [""]
 
             with (run_dir / "engine.log").open("a") as log:
