@@ -283,8 +283,9 @@ import sys, time
 from pathlib import Path
 from seca_tui import launcher, queue
 from seca_tui.store import Store
-from tests.runlog import fake_engine
-launcher.engine_command = fake_engine(Path(sys.argv[2]), seconds=float(sys.argv[5]))
+# the test wrote the fake engine's script once; rewriting it here would race a starting engine's read
+script = Path(sys.argv[2]) / "fake_engine.py"
+launcher.engine_command = lambda run_dir, resume=False, nproc=1: [sys.executable, str(script), str(run_dir), sys.argv[5], str(nproc)]
 store = Store(sys.argv[1])
 available, until = sys.argv[3].split(","), float(sys.argv[4])
 while time.time() < until:

@@ -157,7 +157,16 @@ def test_seca_tui_in_a_terminal(size, tmp_path, shared_data):
             assert cells[: t + 1] == [f"{a:.1f}" for a in evals[t]["task_acc"]], screen
             assert set(cells[t + 1:]) <= {"·"}
         term.keys("2")
-        screen = term.wait(lambda s: re.search(r"SG-AKT relevance · task \d+", s), 120, "the relevance panel")
+
+        def relevance_drawn(s: str):
+            """The panel with every row of the relevance event it names (a capture can catch it mid-draw)."""
+            title = re.search(r"SG-AKT relevance · task (\d+)", s)
+            shown = [e for e in events(run_dir) if title and e["type"] == "relevance" and e["task"] == int(title.group(1))]
+            cells = relevance_shown(s, shown[0]["rows"]) if shown else {}
+            complete = len(cells) == len(shown[0]["rows"]) and all(len(v) == len(shown[0]["cols"]) for v in cells.values()) if shown else False
+            return s if complete else None
+
+        screen = term.wait(relevance_drawn, 120, "the relevance panel with all its rows")
         task = int(re.search(r"SG-AKT relevance · task (\d+)", screen).group(1))
         relevance = next(e for e in events(run_dir) if e["type"] == "relevance" and e["task"] == task)
         cols = [f"T{c.split()[-1]}" for c in relevance["cols"]]
