@@ -26,18 +26,22 @@ def avg(acc: Matrix, n: Sequence[int]) -> float:
     return sum(average_incremental(row, n) for row in acc) / len(acc)
 
 
+def forgetting_per_task(acc: Matrix) -> list[float]:
+    """For each old task i < T: max_{t∈[i,T−1]} a_{t,i} − a_{T,i}, the drop from its best to now."""
+    T = len(acc) - 1
+    return [max(acc[t][i] for t in range(i, T)) - acc[T][i] for i in range(T)]
+
+
 def forgetting(acc: Matrix) -> float | None:
     """Mean over i < T of max_{t∈[i,T−1]} a_{t,i} − a_{T,i}; None when only one task was learned."""
-    T = len(acc) - 1
-    if T == 0:
-        return None
-    return sum(max(acc[t][i] for t in range(i, T)) - acc[T][i] for i in range(T)) / T
+    drops = forgetting_per_task(acc)
+    return sum(drops) / len(drops) if drops else None
 
 
 def bwt(acc: Matrix) -> float | None:
     """Backward transfer: mean over i < T of a_{T,i} − a_{i,i}; None when only one task was learned."""
     T = len(acc) - 1
-    if T == 0:
+    if T < 1:
         return None
     return sum(acc[T][i] - acc[i][i] for i in range(T)) / T
 

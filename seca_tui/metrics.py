@@ -1,8 +1,8 @@
 """Continual-learning metrics over an accuracy matrix, as pure functions (no torch).
 
 ``matrix[t][i]`` is a_{t,i}: accuracy (percent) on task i's test set after learning task t, for
-i ≤ t; rows may be ragged (row t has t + 1 entries). Definitions follow seca-method.md §8 and match
-``engine/metrics.py``:
+i ≤ t; rows may be ragged (row t has t + 1 entries). Definitions follow seca-method.md §8 and are
+``engine/metrics.py``'s, imported from there:
 
 - A_t = accuracy over the union of the test sets of tasks 0..t (sample-weighted);
 - Last = A_T, Avg = mean of A_t over t;
@@ -16,40 +16,21 @@ from __future__ import annotations
 
 from typing import Sequence
 
-Matrix = Sequence[Sequence[float]]
+# one definition of each metric: engine/metrics.py is pure and torch-free, so the UI side reuses it
+from engine.metrics import Matrix, bwt, forgetting, forgetting_per_task  # noqa: F401  (re-exported)
+from engine.metrics import average_incremental
 
 
 def incremental_accuracy(row: Sequence[float], counts: Sequence[int]) -> float:
     """A_t from one matrix row: the mean of a_{t,i} weighted by each task's number of test samples."""
-    total = sum(counts[: len(row)])
-    if not total:
+    if not sum(counts[: len(row)]):
         raise ValueError("incremental_accuracy needs at least one test sample")
-    return sum(a * n for a, n in zip(row, counts)) / total
+    return average_incremental(row, counts)
 
 
 def average(accs: Sequence[float]) -> float | None:
     """Avg = (1/T) Σ_t A_t; ``None`` before the first evaluation."""
     return sum(accs) / len(accs) if accs else None
-
-
-def forgetting_per_task(matrix: Matrix) -> list[float]:
-    """For each old task i: max_{t ∈ [i, T−1]} a_{t,i} − a_{T,i}, the drop from its best to now."""
-    last = len(matrix) - 1
-    return [max(matrix[t][i] for t in range(i, last)) - matrix[last][i] for i in range(last)]
-
-
-def forgetting(matrix: Matrix) -> float | None:
-    """Mean over old tasks i of the drop from their best accuracy before the last task to now."""
-    drops = forgetting_per_task(matrix)
-    return sum(drops) / len(drops) if drops else None
-
-
-def bwt(matrix: Matrix) -> float | None:
-    """Backward transfer: mean over old tasks i of a_{T,i} − a_{i,i} (negative when forgetting)."""
-    last = len(matrix) - 1
-    if last < 1:
-        return None
-    return sum(matrix[last][i] - matrix[i][i] for i in range(last)) / last
 
 
 def summary(matrix: Matrix, accs: Sequence[float]) -> dict[str, float | None]:
