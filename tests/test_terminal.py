@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow,
 
 SECA_TUI = Path(sys.executable).with_name("seca-tui")
 # seconds of training on a CPU (a GPU would end the run before the screen can be read and the TUI killed)
-OVERRIDES = ["data.train_per_class=6", "data.test_per_class=4", "train.epochs=1", "scenario.classes=30",
+OVERRIDES = ["data.train_per_class=12", "data.test_per_class=4", "train.epochs=4", "scenario.classes=30",
              "scenario.n_tasks=3", "train.device=cpu"]
 FIELDS_BEFORE_OVERRIDES = 9  # preset, name, dataset, tasks, increment, method, device, GPUs, queue
 MATRIX_ROW = re.compile(r"\bT(\d+)((?: +(?:\d+\.\d|·))+)")
