@@ -188,8 +188,8 @@ def test_seca_tui_in_a_terminal(size, tmp_path, shared_data):
 
         # Reopened, the TUI shows the finished run with its numbers
         tui_pid = term.open()
-        screen = term.wait(lambda s: re.search(r"demo +finish", s), 30, "the finished run in the browser")
-        line = next(line for line in screen.splitlines() if re.search(r"demo +finish", line))
+        screen = term.wait(lambda s: re.search(r"demo +finished\b", s), 30, "the finished run in the browser")
+        line = next(line for line in screen.splitlines() if re.search(r"demo +finished\b", line))
         assert re.search(rf"\b3 +{final['last']:.1f} +{final['avg']:.1f} +{final['forgetting']:.1f}\b", line), line
         term.keys("Enter")
         screen = term.wait(lambda s: "finished" in s and len(matrix_rows(s)) == 3, 30, "the finished run's matrix")

@@ -11,7 +11,7 @@ from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.store import Store
 from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
-from tests.test_tui_fixtures import events_of, ingest, last_of, make_run, run_app, wait_for
+from tests.test_tui_fixtures import append_events, events_of, fake_engine, ingest, last_of, make_run, run_app, wait_for
 
 
 @pytest.fixture
@@ -197,3 +197,29 @@ def test_many_runs_arrive_in_chunks_and_keep_the_cursor(home, engine_runs):
             assert table.cursor_row == 29
 
     run_app(scenario)
+
+
+def test_a_run_that_finishes_shows_its_whole_status_at_80_columns(home, engine_runs):
+    """The status column is as wide as the longest status from the first frame: a row drawn as "running"
+    and redrawn as "finished" shows all of it, and the columns to its right stay where they were (a
+    column sized for "running" once cut a frame of "finished" to "finishe")."""
+    run_dir, pending = make_run(home, "r-live", engine_runs["alpha"], name="demo", stop_after=("eval", 0))
+    proc = fake_engine(run_dir)
+
+    def row_line(app: SecaApp) -> str:
+        return app.browser.table.render_line(1).text  # line 0 is the header
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: " running " in row_line(app), what="the row drawn as running")
+            method_at = row_line(app).index(" seca ")
+            append_events(run_dir, pending)
+            proc.kill()
+            await wait_for(pilot, lambda: " finished " in row_line(app), 10, "the row drawn as finished")
+            assert row_line(app).index(" seca ") == method_at, row_line(app)
+
+    try:
+        run_app(scenario)
+    finally:
+        proc.kill()

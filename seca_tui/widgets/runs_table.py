@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from seca_tui.store import STATUSES
 from seca_tui.widgets.run_header import STATUS_STYLE
 
 # (header, key in the store's run dict); the first column holds the tick.
@@ -17,6 +18,9 @@ COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("device",
            ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
            ("Forg.", "forgetting"), ("created", "created")]
 SORTABLE = [key for _, key in COLUMNS[1:]]
+# Fixed widths where a cell changes as a run goes on: the status column fits every status, so a run that
+# finishes never meets a column sized for "running" (and the columns to its right do not shift).
+WIDTHS = {"status": max(map(len, STATUSES))}
 FIRST_ROWS, LATER_ROWS = 60, 300  # rows added before the first paint (a screenful), then per frame
 
 
@@ -92,7 +96,7 @@ class RunsTable(DataTable):
 
     def on_mount(self) -> None:
         for header, key in COLUMNS:
-            self.add_column(header, key=key)
+            self.add_column(header, key=key, width=WIDTHS.get(key))
 
     def show(self, runs: Sequence[dict]) -> None:
         """Show these runs (the filter already applied), sorted by the current column. The caller skips
