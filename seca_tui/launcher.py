@@ -15,7 +15,6 @@ without torch, so a mistake leaves no run dir and no run in the log.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import os
@@ -91,32 +90,10 @@ def preflight(cfg: Config) -> None:
     """Check, without torch and without decoding or rendering an image, that the dataset is where the
     config says and that the task plan fits it (class order, number of tasks). Raises what the
     engine would raise minutes later, after the run dir exists."""
-    from engine.data.registry import READERS  # numpy and PIL at most: imported here, not with the CLI
+    from engine.data.registry import class_count  # numpy and PIL at most: imported here, not with the CLI
     from engine.data.scenario import build_plan
 
-    n_classes = _class_count(importlib.import_module(READERS[cfg.data.name]), cfg.data)
-    if n_classes is not None:
-        build_plan(cfg.scenario, [f"class {i}" for i in range(n_classes)])
-
-
-def _class_count(reader, data) -> int | None:
-    """How many classes the dataset has, as cheaply as each reader allows."""
-    check = getattr(reader, "check", None)
-    if check is not None:  # the reader's own cheap check, where it has one: its class names
-        return len(check(data))
-    if data.name in ("folder", "imagenet-r", "imagenet-a"):
-        return len(reader.load(data).class_names)  # lists the files (scandir), decodes none
-    if data.name == "shapes-r":
-        return len(reader.CLASS_NAMES)  # rendered on first use, by the engine, not here
-    if data.name == "synthetic":
-        return data.synthetic_classes
-    if data.name == "cifar100":
-        root = paths.data_root(data.name, data.root)
-        found = any(all((base / f).is_file() for f in reader.FILES) for base in (root / reader.FOLDER, root))
-        if not found and not data.download:
-            reader.load(data)  # raises the layout error before it reads anything
-        return 100  # reading the 150 MB of pickles is the engine's job
-    return None
+    build_plan(cfg.scenario, [f"class {i}" for i in range(class_count(cfg.data))])
 
 
 def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,

@@ -18,7 +18,7 @@ from PIL import Image
 from tests.datasets import CIFAR100_NAMES, make_cifar100, make_image_folder, make_wnid_tree
 from engine.config import DataConfig
 from engine.data.imagenet import wnid_names
-from engine.data.registry import load_source
+from engine.data.registry import READERS, class_count, load_source
 from engine.data.source import BadImageError, DatasetError, describe
 
 
@@ -273,3 +273,30 @@ def test_folder_layout_errors(tmp_path):
     shutil.rmtree(root / "test")
     with pytest.raises(DatasetError, match="has no test/ folder"):
         load("folder", root)
+
+
+# ----------------------------------------------------------------------------------------- cheap checks
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_every_reader_counts_its_classes_as_load_does_and_fails_as_load_does(name, tmp_path, monkeypatch):
+    """``check`` (the launcher's preflight) agrees with a full read on the class count, and a root that
+    is not there fails it with the very error the read would raise."""
+    monkeypatch.setenv("SECA_TUI_HOME", str(tmp_path / "home"))  # shapes-r renders under the home
+    roots = {"cifar100": lambda p: make_cifar100(p, 1, 1), "imagenet-r": lambda p: make_wnid_tree(p, "imagenet-r", 2),
+             "imagenet-a": lambda p: make_wnid_tree(p, "imagenet-a", 2),
+             "folder": lambda p: make_image_folder(p, ["cat", "dog", "fox"], 1, 1)}
+    root = roots[name](tmp_path / "data") if name in roots else tmp_path / "data"
+    cfg = DataConfig(name=name, root=str(root), synthetic_classes=7, train_per_class=1, test_per_class=1)
+    assert class_count(cfg) == len(load_source(cfg).class_names)
+    if name in roots:
+        missing = DataConfig(name=name, root=str(tmp_path / "nowhere"))
+        with pytest.raises(DatasetError) as read:
+            load_source(missing)
+        with pytest.raises(DatasetError) as checked:
+            class_count(missing)
+        assert str(checked.value) == str(read.value)
+
+
+def test_a_cifar100_download_is_left_to_the_engine(tmp_path):
+    assert class_count(DataConfig(name="cifar100", root=str(tmp_path / "empty"), download=True)) == 100
+    assert not (tmp_path / "empty").exists()  # nothing fetched, nothing made

@@ -111,6 +111,19 @@ def _split(path: Path, n_classes: int, layout: str) -> Split:
     return Split(items=range(len(labels)), labels=list(labels), load=rows.image, describe=rows.name)
 
 
+def _not_found(root: Path):
+    return layout_error(f"CIFAR-100 was not found at {root}.", _layout(root))
+
+
+def check(cfg: DataConfig) -> int:
+    """The 100 classes, once the pickles are there or a download is asked for; reading their 150 MB
+    is the engine's job."""
+    root = data_root(cfg.name, cfg.root)
+    if _find(root) is None and not cfg.download:
+        raise _not_found(root)
+    return 100
+
+
 def load(cfg: DataConfig) -> DataSource:
     root = data_root(cfg.name, cfg.root)
     layout = _layout(root)
@@ -119,7 +132,7 @@ def load(cfg: DataConfig) -> DataSource:
         _download(root, layout)
         base = _find(root)
     if base is None:
-        raise layout_error(f"CIFAR-100 was not found at {root}.", layout)
+        raise _not_found(root)
     meta = _read(base / "meta", layout)
     raw_names = meta.get(b"fine_label_names")
     if not isinstance(raw_names, list) or len(raw_names) != 100:

@@ -392,6 +392,11 @@ def _split(root: Path, split: str, cap: int) -> Split:
                  load=ArrayImages(cached_split(root, split, per_class)), describe=describe)
 
 
+def check(cfg: DataConfig) -> int:
+    """The classes are built in; the images are rendered by the engine on first use."""
+    return len(CLASS_NAMES)
+
+
 def load(cfg: DataConfig) -> DataSource:
     """The shapes-r dataset, rendered into ``data_root("shapes-r", cfg.root)`` on first use."""
     root = data_root("shapes-r", cfg.root)

@@ -27,6 +27,10 @@ def _split(name: str, classes: int, per_class: int, size: int) -> Split:
                  describe=lambda item: f"synthetic {item[0]} image {item[2]} of class {item[1]}")
 
 
+def check(cfg: DataConfig) -> int:
+    return cfg.synthetic_classes
+
+
 def load(cfg: DataConfig) -> DataSource:
     n = cfg.synthetic_classes
     names = [f"class {c:03d}" for c in range(n)]
