@@ -346,12 +346,22 @@ def queue_cmd(
 def resume(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id on the last line."),
+    in_queue: bool = typer.Option(False, "--queue", "-q", help="Wait in the run queue for a free device instead of resuming now."),
 ) -> None:
     """Continue a stopped, failed or lost run after its last checkpoint."""
     store = _store()
     run_id = store.resolve(run_ref)
-    launcher.resume(run_id, store)
-    typer.echo(f"Resumed run {run_id}.")
+    if in_queue:
+        queue.check_fits(store.run(run_id)["gpus"], queue.devices())
+    launcher.resume(run_id, store, queued=in_queue)
+    if in_queue:
+        started = dict(queue.schedule(store))
+        if queue.pending(store):
+            queue.ensure_scheduler()
+        where = f"resumed on {','.join(started[run_id])}" if run_id in started else "queued to resume"
+        typer.echo(f"Run {run_id} {where}.")
+    else:
+        typer.echo(f"Resumed run {run_id}.")
     if detach:
         typer.echo(run_id)
     else:

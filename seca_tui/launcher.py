@@ -246,9 +246,11 @@ def cancel(run_id: str, store: Store | None = None) -> None:
         db.execute("UPDATE runs SET status = 'cancelled', finished = ? WHERE run_id = ?", [time.time(), run_id])
 
 
-def resume(run_id: str, store: Store | None = None, command: Sequence[str] | None = None) -> int:
+def resume(run_id: str, store: Store | None = None, command: Sequence[str] | None = None,
+           queued: bool = False) -> int | None:
     """Restart a stopped, failed or lost run where its last checkpoint left it; returns the pid. A run
-    that never started (created, or cancelled from the queue) starts from the beginning."""
+    that never started (created, or cancelled from the queue) starts from the beginning. ``queued``:
+    put it in the run queue instead, which resumes it when a device is free (returns ``None``)."""
     store = store or Store.open()
     run = store.run(run_id)
     if run is None:
@@ -259,16 +261,24 @@ def resume(run_id: str, store: Store | None = None, command: Sequence[str] | Non
     status = run["status"]
     if status == "queued" and run["queued_at"]:
         raise ConfigError(f"Run {run_id} is queued and starts when a device is free; `seca-tui cancel` drops it.")
-    if status in ("queued", "cancelled"):
-        return start(run["run_dir"], store=store, command=command)  # it never started: start it
-    if status not in RESUMABLE:
+    if status not in (*RESUMABLE, "queued", "cancelled"):
         hint = "stop it first" if status == "running" else "there is nothing left to run"
         raise ConfigError(f"Run {run_id} is {status}; {hint}.")
     leftovers = run_processes(run["run_dir"])
     if leftovers:  # two engines writing one events.jsonl would garble the run's history
         pids = " ".join(map(str, leftovers))
         raise ConfigError(f"Run {run_id} still has engine processes ({pids}); end them first (kill {pids}).")
-    return start(run["run_dir"], resume=True, store=store, command=command)
+    if queued:  # the queue resumes what has run before (see :func:`has_started`) on the devices it frees
+        store.update_run(run_id, status="queued", queued_at=time.time(), device=None, finished=None, error=None,
+                         stop_requested=None)
+        return None
+    return start(run["run_dir"], resume=has_started(Path(run["run_dir"])), store=store, command=command)
+
+
+def has_started(run_dir: Path) -> bool:
+    """Whether an engine has written to ``run_dir`` (launched by us or by hand), so that a new start
+    continues its history after its checkpoints rather than beginning it again."""
+    return (Path(run_dir) / "events.jsonl").exists()
 
 
 def read_launch(run_dir: Path) -> dict:

@@ -188,15 +188,16 @@ def _choose(gpus, available: list[str], load: dict[str, int], limit: int) -> lis
 
 
 def _start(run_dir: Path, chosen: list[str]) -> dict:
-    """Start a claimed run; the fields that record it. A run whose launch.json already names a live
-    engine (a scheduler that started it died before its commit) is recorded, not started twice."""
+    """Start a claimed run (resume it, when it ran before: ``seca-tui resume --queue``); the fields that
+    record it. A run whose launch.json already names a live engine (a scheduler that started it died
+    before its commit) is recorded, not started twice."""
     launch = launcher.read_launch(run_dir)
     if launch.get("pid") and launch.get("host") == HOST and is_alive(launch["pid"], HOST, run_dir):
         chosen = launch.get("devices") or chosen
         pid = launch["pid"]
     else:
         try:
-            pid, _ = launcher.spawn(run_dir, devices=chosen)
+            pid, _ = launcher.spawn(run_dir, resume=launcher.has_started(run_dir), devices=chosen)
         except OSError as e:  # the interpreter vanished, the run dir is unwritable: say so on the run
             return {"status": "failed", "error": f"The queue could not start the engine: {e}.", "finished": time.time()}
     return {"status": "running", "pid": pid, "host": HOST, "device": ",".join(chosen), "finished": None,

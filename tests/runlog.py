@@ -58,7 +58,8 @@ FAKE_ENGINE = textwrap.dedent('''
     import json, os, signal, sys, time
 
     run_dir, seconds = sys.argv[1], float(sys.argv[2])
-    print("processes", sys.argv[3] if len(sys.argv) > 3 else 1, "devices", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+    print("processes", sys.argv[3] if len(sys.argv) > 3 else 1, "devices", os.environ.get("CUDA_VISIBLE_DEVICES"),
+          "resume" if "--resume" in sys.argv else "fresh", flush=True)
     path = os.path.join(run_dir, "events.jsonl")
     seq = sum(1 for _ in open(path)) if os.path.exists(path) else 0
     stop = []
@@ -90,5 +91,5 @@ def fake_engine(tmp_path: Path, seconds: float = 60.0):
     script.write_text(FAKE_ENGINE)
 
     def command(run_dir: Path, resume: bool = False, nproc: int = 1) -> list[str]:
-        return [sys.executable, str(script), str(run_dir), str(seconds), str(nproc)]
+        return [sys.executable, str(script), str(run_dir), str(seconds), str(nproc), *(["--resume"] if resume else [])]
     return command

@@ -134,7 +134,7 @@ def test_one_run_per_device_runs_them_one_after_another(store, fake):
     assert all(store.run(r)["device"] == "fake0" for r in run_ids)
     assert [json.loads((Path(store.run(r)["run_dir"]) / "launch.json").read_text())["devices"] for r in run_ids] \
         == [["fake0"]] * 3
-    assert engine_line(store, run_ids[0]) == "processes 1 devices fake0"  # CUDA_VISIBLE_DEVICES
+    assert engine_line(store, run_ids[0]) == "processes 1 devices fake0 fresh"  # CUDA_VISIBLE_DEVICES
 
 
 def test_first_in_first_out(store, fake):
@@ -165,7 +165,7 @@ def test_a_multi_device_run_gets_its_devices_and_a_process_each(store, fake):
     assert started == {wide: ["0", "1"]}  # the one-device run waits: no free device left
     wait_for(lambda: (Path(store.run(wide)["run_dir"]) / "engine.log").exists()
              and "processes" in (Path(store.run(wide)["run_dir"]) / "engine.log").read_text(), timeout=30)
-    assert engine_line(store, wide) == "processes 2 devices 0,1"
+    assert engine_line(store, wide) == "processes 2 devices 0,1 fresh"
     drive(store, [wide, narrow], ["0", "1"])
 
 
@@ -274,6 +274,39 @@ def test_stop_on_a_queued_run_cancels_it_and_resume_refuses_a_queued_one(store, 
     launcher.resume(run_id, store)  # a cancelled run may still be started by hand, from the beginning
     wait_for(lambda: store.ingest(store.run(run_id)["run_dir"]) is not None
              and store.run(run_id)["status"] == "finished")
+
+
+def test_cli_resume_queue_waits_for_the_device_then_resumes_the_run(home, fake, monkeypatch):
+    """``resume --queue``: a stopped run waits behind the run holding the only device, then the queue
+    resumes it (engine started with --resume, not from the beginning) and it finishes."""
+    monkeypatch.setenv("SECA_TUI_GPUS", "fake0")
+    fake(60)
+    store = Store.open(home)
+    stopped = cli("run", "tiny", "--queue", "--detach").stdout.splitlines()[-1]
+    wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["heartbeat_ts"])
+    launcher.stop(stopped, store)
+    wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["status"] == "stopped")
+    holder = cli("run", "tiny", "--queue", "--detach").stdout.splitlines()[-1]
+    assert store.run(holder)["status"] == "running" and store.run(holder)["device"] == "fake0"
+
+    result = cli("resume", stopped, "--queue", "--detach")
+    assert result.exit_code == 0 and f"Run {stopped} queued to resume." in result.stdout, result.output
+    run = store.run(stopped)
+    assert (run["status"], run["device"]) == ("queued", None)  # it holds no device while it waits
+    assert f"{stopped}" in cli("runs", "--status", "queued").stdout
+    assert queue.schedule(store) == []  # the device is still taken
+
+    fake(0.2)
+    wait_for(lambda: store.ingest(store.run(holder)["run_dir"]) is not None and store.run(holder)["heartbeat_ts"])
+    launcher.stop(holder, store)
+    wait_for(lambda: store.ingest(store.run(holder)["run_dir"]) is not None and store.run(holder)["status"] == "stopped")
+    assert queue.schedule(store) == [(stopped, ["fake0"])]
+    wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["status"] == "finished")
+    starts = [line for line in (Path(run["run_dir"]) / "engine.log").read_text().splitlines() if line.startswith("processes")]
+    assert starts == ["processes 1 devices fake0 fresh", "processes 1 devices fake0 resume"]
+
+    result = cli("resume", stopped, "--queue")
+    assert result.exit_code == 1 and "is finished; there is nothing left to run" in result.stderr
 
 
 # ----------------------------------------------------------------------------------------- racing schedulers
