@@ -271,9 +271,10 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, stop: threading.Event 
     run_dir.mkdir(parents=True, exist_ok=True)
     d = distributed.from_env()
     events = EventWriter(run_dir / "events.jsonl") if d.main else NullEvents()
-    stop = stop or threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # graceful: finish the step, keep the last checkpoint
-        signal.signal(sig, lambda *_: stop.set())
+    if stop is None:  # called in-process; ``python -m engine`` sets its handlers before torch loads
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # graceful: finish the step, keep the last checkpoint
+            signal.signal(sig, lambda *_: stop.set())
     heartbeat = Heartbeat(events, cfg.train.heartbeat_seconds)
     heartbeat.start()
     try:

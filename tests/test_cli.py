@@ -7,6 +7,7 @@ import os
 import pty
 import select
 import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
@@ -340,3 +341,30 @@ def test_gpus_runs_data_parallel_under_torchrun_and_stops_as_one_group(home, tmp
     shown = json.loads(seca("show", run_id, "--json"))
     assert shown["status"] == "finished" and len(shown["matrix"]) == 3 and None not in shown["matrix"][-1]
     assert (run_dir / "engine.rank1.log").stat().st_size > rank1_before  # rank 1 ran the resumed tasks too
+
+
+@pytest.mark.slow
+def test_ranks_whose_torchrun_agent_is_killed_stop_at_one_step(home, tmp_path):
+    """SIGKILL of torchrun's agent alone (the OOM killer's way): its orphaned ranks do not train on to
+    the end; each is told by the kernel (PR_SET_PDEATHSIG), they stop at the same step, rank 0 writes
+    run_stopped and says why, and the run is stopped, resumable."""
+    preset = fixture_preset(tmp_path)
+    env = engine_env(home) | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "seca_tui", "run", preset, "--set", "train.device=cpu", "--set",
+                           "train.epochs=30", "--gpus", "2", "--detach"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    run_dir = home / "runs" / done.stdout.splitlines()[-1]
+    agent = json.loads((run_dir / "launch.json").read_text())["pid"]
+    wait_for(lambda: any(e["type"] == "step" for e in complete_events(run_dir)), timeout=300)
+    ranks = ranks_of(agent)
+    assert len(ranks) == 2
+    os.kill(agent, signal.SIGKILL)
+    wait_for(lambda: not any(is_alive(pid, None) for pid in ranks), timeout=120)
+    evs = complete_events(run_dir)
+    assert evs[-1]["type"] == "run_stopped" and sum(e["type"] == "run_stopped" for e in evs) == 1
+    assert not any(e["type"] == "run_finished" for e in evs)
+    assert f"The torchrun agent (pid {agent}) has gone" in (run_dir / "engine.log").read_text()
+    store = Store.open(home)
+    store.ingest(run_dir)
+    assert store.run(run_dir.name)["status"] == "stopped"
