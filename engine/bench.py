@@ -101,7 +101,7 @@ def measure_step(shape: Shape, device: torch.device) -> dict:
     cfg, plan, learner, pre, size = build(shape, device)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
     last = shape.tasks - 1
-    n = shape.batch * shape.steps
+    n = shape.batch * (shape.steps + 2)  # a warm-up step and the FLOP-counted one, then the timed ones
     labels = torch.tensor(plan.tasks[last], device=device).repeat(n // len(plan.tasks[last]) + 1)[:n]
     data = TaskImages(random_images(n, size, device, 99), labels)
     t0 = time.perf_counter()

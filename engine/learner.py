@@ -18,7 +18,7 @@ from engine.distributed import Dist
 from engine.model.adapters import AdapterSet
 from engine.model.clip import Clip
 from engine.seca.aggregator import Aggregator
-from engine.seca.classifier import expand_linear_head, hybrid_scores, text_scores
+from engine.seca.classifier import expand_linear_head, hybrid_scores, logits, text_scores
 from engine.seca.distill import kd_loss, kd_weight, mean_pool_feature
 from engine.seca.losses import current_task_ce
 from engine.seca.pool import AdapterPool
@@ -50,7 +50,7 @@ class ZeroShotLearner(nn.Module):
         self.text = self.clip.encode_texts([self.template.format(n) for n in self.plan.class_names[:seen]])
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.clip.encode_image(images), dim=-1) @ self.text.T
+        return logits(F.normalize(self.clip.encode_image(images), dim=-1), self.text)
 
     def checkpoint_state(self) -> dict:
         return {}
@@ -185,11 +185,11 @@ class SecaLearner(nn.Module):
         lo = 0 if self.needs_all_seen_text else self.offset
         text = self.clip.encode_prompted(self.prompts[-1], self.tokens[lo : self.seen])  # t^(s), with grad
         t_cur = text[self.offset - lo :]
-        out = {"ce_text": F.cross_entropy(self.scale * f @ t_cur.T, y)}
+        out = {"ce_text": F.cross_entropy(logits(f, t_cur, self.scale), y)}
         refined = None
         if self.sevpr:
             refined, _ = self.refiner(text, self.coarse.vectors[: self.seen])
-            out["ce_visual"] = F.cross_entropy(self.scale * f @ refined[self.offset :].T, y)
+            out["ce_visual"] = F.cross_entropy(logits(f, refined[self.offset :], self.scale), y)
             if self.task:
                 out["reg"] = reg_loss(self.bank.vectors[: self.offset], refined[: self.offset])
         if self.head is not None:
@@ -218,11 +218,11 @@ class SecaLearner(nn.Module):
             o, w = self.aggregator(S, inputs, self.s_cfg.relevance)
             f_agg = F.normalize(self.clip.project_tokens(o), dim=-1)
             # the prompt reaches L_agg through the queries S only: the logits' text is detached (§3)
-            out["agg"] = F.cross_entropy(self.scale * f_agg @ t_fixed.T, y)
+            out["agg"] = F.cross_entropy(logits(f_agg, t_fixed, self.scale), y)
             teacher = f_agg.detach()
             self._track_relevance(w.detach(), y)
         k = self.s_cfg.kd_scale
-        out["kd"] = kd_weight(self.s) * kd_loss(k * f @ t_fixed.T, k * teacher @ t_fixed.T)
+        out["kd"] = kd_weight(self.s) * kd_loss(logits(f, t_fixed, k), logits(teacher, t_fixed, k))
         return out
 
     def _track_relevance(self, w: torch.Tensor, y: torch.Tensor) -> None:
@@ -236,9 +236,9 @@ class SecaLearner(nn.Module):
         sampled, old_labels = self.gauss.sample(range(self.offset), self.s_cfg.replay_per_class)
         z = F.normalize(torch.cat([sampled.to(f_raw.dtype), f_raw.detach()]), dim=-1)
         target = torch.cat([old_labels.to(labels.device), labels])
-        loss = F.cross_entropy(self.scale * z @ text.T, target)
+        loss = F.cross_entropy(logits(z, text, self.scale), target)
         if refined is not None:
-            loss = loss + F.cross_entropy(self.scale * z @ refined.T, target)
+            loss = loss + F.cross_entropy(logits(z, refined, self.scale), target)
         return loss
 
     # --------------------------------------------------------------------------- end

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -478,6 +479,26 @@ def export_cmd(
     with open(csv_path, "w", newline="") as out:
         count = export.write_csv(out, columns, rows)
     typer.echo(f"Wrote {count} rows to {csv_path}.", err=True)
+
+
+# ----------------------------------------------------------------------------------------- speed
+
+@command()
+def bench(
+    full_run: bool = typer.Option(False, "--full-run", help="Also time a whole 10-task run through the engine."),
+    full_run_epochs: int = typer.Option(10, "--full-run-epochs", metavar="N", help="Epochs per task of the full run."),
+    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", help="Timed training steps."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    check_goals: bool = typer.Option(False, "--check-goals", help="Exit 1 when a GPU goal is not met."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of the table."),
+) -> None:
+    """How fast the SECA step runs here against the device's peak (python -m engine.bench)."""
+    argv = ["--device", device, "--full-run-epochs", str(full_run_epochs)]
+    argv += [flag for flag, on in (("--full-run", full_run), ("--check-goals", check_goals), ("--json", as_json)) if on]
+    argv += ["--steps", str(steps)] if steps else []
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(launcher.ENGINE_ROOT), os.environ.get("PYTHONPATH")])))
+    # its own process: torch stays out of the CLI, and the benchmark measures a process of its own
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "engine.bench", *argv], env=env).returncode)
 
 
 # ----------------------------------------------------------------------------------------- presets & data

@@ -1,5 +1,6 @@
 """The speed benchmark prints its table on the CPU (reduced shape; figures are not asserted), its full
 run goes through the whole engine, and the GPU goals it reports are judged right."""
+import json
 import subprocess
 import sys
 
@@ -31,3 +32,13 @@ def test_goals_are_judged_against_the_issue_targets():
     missed = {"peak_fraction": 0.39, "data_over_train": 1.9, "full_run_s": 300.0}
     assert [ok for _, ok in goals(missed)] == [False, False, False]
     assert [ok for _, ok in goals({"peak_fraction": 0.5})] == [True, None, None]  # no full run: not measured
+
+
+@pytest.mark.slow
+def test_seca_tui_bench_runs_the_benchmark_in_a_process_of_its_own(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "seca_tui", "bench", "--steps", "1", "--json"], cwd=tmp_path,
+                          env=engine_env(tmp_path / "home"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["train_ips"] > 0 and result["eval_ips"] > 0 and result["device"].startswith("CPU")
+    assert "full_run_s" not in result

@@ -12,6 +12,7 @@ from engine.seca.classifier import (
     cosine_logits,
     expand_linear_head,
     hybrid_scores,
+    logits,
     text_scores,
     visual_scores,
 )
@@ -258,6 +259,21 @@ def _batch_max_hybrid(f, text_feats, protos, scale=20.0, fusion=0.5):
     p_t = (lt - lt.amax(dim=(1, 2), keepdim=True)).exp().mean(0)
     lv = scale * f @ protos.T
     return fusion * p_t + (1 - fusion) * (lv - lv.max()).exp()
+
+
+def test_logits_stay_float32_under_bf16_autocast():
+    """Scaled logits of normalised (float32) features under autocast: the product stays float32, where
+    autocast's bf16 product would round logits of tens in steps of up to 0.25."""
+    f = F.normalize(torch.randn(8, 64), dim=-1)
+    w = F.normalize(torch.randn(30, 64), dim=-1)
+    exact = 100.0 * f.double() @ w.double().T
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        naive = 100.0 * f @ w.T
+        ours = logits(f, w, 100.0)
+        of_bf16 = logits(f.bfloat16(), w.bfloat16(), 100.0)
+    assert naive.dtype == torch.bfloat16 and ours.dtype == of_bf16.dtype == torch.float32
+    assert (naive.double() - exact).abs().max() > 0.01  # what autocast alone would give
+    assert (ours.double() - exact).abs().max() < 1e-4
 
 
 def test_text_and_visual_scores_hand_computed():

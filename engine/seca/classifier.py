@@ -12,10 +12,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """scale · f wᵀ: f [B, D] against weights [K, D] → [B, K], in float32 under autocast too. bf16
+    keeps about 3 significant digits, too few for logits scaled by up to 100 whose small differences
+    the cross-entropies, the distillation's softmax and the hybrid's exponentials depend on; the
+    product is tiny next to the encoders, so full precision costs nothing measurable."""
+    with torch.autocast(f.device.type, enabled=False):
+        return scale * f.float() @ weights.float().T
+
+
 def cosine_logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """scale · cos(f, w_k): f [B, D] against weights [K, D] → [B, K]. Both sides are normalised, so
     centroids and already-normalised features can be passed alike."""
-    return scale * F.normalize(f, dim=-1) @ F.normalize(weights, dim=-1).T
+    return logits(F.normalize(f, dim=-1), F.normalize(weights, dim=-1), scale)
 
 
 def _exp_own_max(logits: torch.Tensor) -> torch.Tensor:
@@ -29,13 +38,13 @@ def text_scores(f: torch.Tensor, text_feats: torch.Tensor, scale: float = 20.0) 
     f [B, D] normalised image features; text_feats [s, K, D] the seen classes under each of the s
     task prompts. m_i(x) is the sample's own maximum over k for prompt i.
     """
-    logits = scale * torch.einsum("bd,skd->sbk", f, text_feats)
-    return _exp_own_max(logits).mean(dim=0)
+    per_prompt = torch.stack([logits(f, t, scale) for t in text_feats])  # [s, B, K]
+    return _exp_own_max(per_prompt).mean(dim=0)
 
 
 def visual_scores(f: torch.Tensor, protos: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
     """P_V(k|x) = exp(scale·f·ĉ_k − m'(x)) with m'(x) the sample's own maximum over k (seca-method.md §6)."""
-    return _exp_own_max(scale * f @ protos.T)
+    return _exp_own_max(logits(f, protos, scale))
 
 
 def hybrid_scores(
