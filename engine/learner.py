@@ -219,7 +219,7 @@ class SecaLearner(nn.Module):
             f_agg = F.normalize(self.clip.project_tokens(o), dim=-1)
             # the prompt reaches L_agg through the queries S only: the logits' text is detached (§3)
             out["agg"] = F.cross_entropy(logits(f_agg, t_fixed, self.scale), y)
-            teacher = f_agg.detach()
+            teacher = f_agg  # kd_loss detaches its teacher
             self._track_relevance(w.detach(), y)
         k = self.s_cfg.kd_scale
         out["kd"] = kd_weight(self.s) * kd_loss(logits(f, t_fixed, k), logits(teacher, t_fixed, k))
