@@ -121,6 +121,18 @@ METHOD_DEFAULTS = {
 }
 
 
+# The methods and the paper's ablations, as the overrides that make them: key → (label in tables, overrides).
+# The new-run form offers them; scripts/results_table.py runs each.
+VARIANTS = {
+    "zeroshot": ("zero-shot CLIP", ["method=zeroshot"]),
+    "hpeft": ("H-PEFT", ["method=hpeft"]),
+    "seca": ("SECA", ["method=seca"]),
+    "seca++": ("SECA++", ["method=seca++"]),
+    "seca w/o SG-AKT": ("SECA w/o SG-AKT", ["method=seca", "seca.kd=none"]),
+    "seca w/o SE-VPR": ("SECA w/o SE-VPR", ["method=seca", "seca.classifier=text"]),
+}
+
+
 @dataclass
 class Config:
     name: str = ""

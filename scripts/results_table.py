@@ -22,15 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from a checkout: the engine package beside it
+from engine.config import VARIANTS  # noqa: E402
 
-METHODS = {  # row label → overrides
-    "zero-shot CLIP": ["method=zeroshot"],
-    "H-PEFT": ["method=hpeft"],
-    "SECA": ["method=seca"],
-    "SECA++": ["method=seca++"],
-    "SECA w/o SG-AKT": ["method=seca", "seca.kd=none"],
-    "SECA w/o SE-VPR": ["method=seca", "seca.classifier=text"],
-}
+METHODS = dict(VARIANTS.values())  # row label → overrides
 
 
 def run_one(preset: str, run_dir: Path, overrides: list[str]) -> dict:

@@ -24,15 +24,6 @@ from seca_tui.store import Store
 
 FROM_PRESET = ""  # the Select value meaning "leave the preset's value"
 
-# Methods and the ablations of the paper, as the overrides that make them.
-METHODS = {
-    "zeroshot": ["method=zeroshot"],
-    "hpeft": ["method=hpeft"],
-    "seca": ["method=seca"],
-    "seca++": ["method=seca++"],
-    "seca w/o SG-AKT": ["method=seca", "seca.kd=none"],
-    "seca w/o SE-VPR": ["method=seca", "seca.classifier=text"],
-}
 DATASETS = engine_config.DataConfig.__dataclass_fields__["name"].metadata["choices"]
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -75,7 +66,7 @@ class NewRunScreen(Screen):
                                         id="n_tasks"))
             yield _field("Increment", Input(placeholder="(preset)  classes per task after the first",
                                             type="integer", compact=True, id="increment"))
-            yield _field("Method", Select([keep] + [(m, m) for m in METHODS], value=FROM_PRESET,
+            yield _field("Method", Select([keep] + [(m, m) for m in engine_config.VARIANTS], value=FROM_PRESET,
                                           allow_blank=False, compact=True, id="method"))
             yield _field("Device", Select([keep] + [(d, d) for d in DEVICES], value=FROM_PRESET,
                                           allow_blank=False, compact=True, id="device"))
@@ -110,7 +101,7 @@ class NewRunScreen(Screen):
             out.append(f"scenario.n_tasks={self._value('n_tasks')}")
         if self._value("increment"):
             out.append(f"scenario.increment={self._value('increment')}")
-        out += METHODS.get(self._value("method"), [])
+        out += engine_config.VARIANTS.get(self._value("method"), ("", []))[1]
         if self._value("device"):
             out.append(f"train.device={self._value('device')}")
         text = self.query_one("#overrides", TextArea).text
