@@ -353,15 +353,10 @@ def resume(
     store = _store()
     run_id = store.resolve(run_ref)
     if in_queue:
-        queue.check_fits(store.run(run_id)["gpus"], queue.devices())
-    launcher.resume(run_id, store, queued=in_queue)
-    if in_queue:
-        started = dict(queue.schedule(store))
-        if queue.pending(store):
-            queue.ensure_scheduler()
-        where = f"resumed on {','.join(started[run_id])}" if run_id in started else "queued to resume"
-        typer.echo(f"Run {run_id} {where}.")
+        started = queue.resume(store, run_id)
+        typer.echo(f"Run {run_id} resumed on {','.join(started)}." if started else f"Run {run_id} queued to resume.")
     else:
+        launcher.resume(run_id, store)
         typer.echo(f"Resumed run {run_id}.")
     if detach:
         typer.echo(run_id)

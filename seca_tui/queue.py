@@ -33,8 +33,8 @@ from seca_tui import launcher
 from seca_tui.process import HOST, is_alive
 from seca_tui.store import FINAL, Store
 
-__all__ = ["devices", "per_gpu", "set_per_gpu", "submit", "schedule", "pending", "serve", "ensure_scheduler",
-           "check_fits"]
+__all__ = ["devices", "per_gpu", "set_per_gpu", "submit", "resume", "schedule", "pending", "serve",
+           "ensure_scheduler", "check_fits"]
 
 PER_GPU = "queue.per_gpu"
 POLL_S = 1.0
@@ -115,6 +115,18 @@ def check_fits(gpus: int | list[int] | None, available: list[str]) -> None:
 def submit(store: Store, run_id: str) -> None:
     """Put a created run into the queue (it is ``queued`` already; this stamps ``queued_at``)."""
     store.update_run(run_id, status="queued", queued_at=time.time())
+
+
+def resume(store: Store, run_id: str) -> list[str] | None:
+    """``resume --queue``: put a stopped, failed or lost run back in the queue and give the queue a
+    turn; returns the devices it was resumed on now, or ``None`` while it waits (a background
+    scheduler then resumes it when a device frees up)."""
+    check_fits(store.run(run_id)["gpus"], devices())
+    launcher.resume(run_id, store, queued=True)
+    started = dict(schedule(store))
+    if pending(store):
+        ensure_scheduler()
+    return started.get(run_id)
 
 
 def pending(store: Store) -> int:

@@ -140,14 +140,14 @@ def test_appended_events_reach_the_panels(home, engine_runs):
         proc.wait()
 
 
-def test_stop_asks_first_and_resume_calls_the_launcher(home, engine_runs, monkeypatch):
+def test_stop_asks_first_and_resume_calls_the_launcher_directly_or_through_the_queue(home, engine_runs, monkeypatch):
     """The engine is a stand-in process (a real one finishes the tiny run before a key arrives), so
     the run_stopped event it would write on SIGTERM is written here."""
     run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha", stop_after=("eval", 0))
     proc = fake_engine(run_dir)
     ingest(home)
     resumed = []
-    monkeypatch.setattr(launcher, "resume", lambda run_id, store=None: resumed.append(run_id))
+    monkeypatch.setattr(launcher, "resume", lambda run_id, store=None, queued=False: resumed.append((run_id, queued)))
 
     async def scenario():
         app = SecaApp(home)
@@ -163,7 +163,9 @@ def test_stop_asks_first_and_resume_calls_the_launcher(home, engine_runs, monkey
             append_events(run_dir, [{"v": 1, "seq": seq, "ts": 0.0, "type": "run_stopped", "after_task": 0}])
             await wait_for(pilot, lambda: "stopped" in text(app, "#run-header"), what="the stopped status")
             await pilot.press("r")
-            await wait_for(pilot, lambda: resumed == ["r1"], what="resume")
+            await wait_for(pilot, lambda: resumed == [("r1", False)], what="resume")
+            await pilot.press("R")  # through the run queue
+            await wait_for(pilot, lambda: resumed == [("r1", False), ("r1", True)], what="resume in the queue")
 
     try:
         run_app(scenario)

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from seca_tui import launcher, metrics
+from seca_tui import launcher, metrics, queue
 from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
@@ -95,6 +95,7 @@ class LiveScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
+        Binding("R", "resume_queued", "Resume in queue", show=False),
         Binding("f", "toggle_fit", "Fit/full affinity", show=False),
         *(Binding(str(i + 1), f"show_tab('{tab}')", tab.capitalize(), show=False) for i, tab in enumerate(TABS)),
     ]
@@ -301,11 +302,22 @@ class LiveScreen(Screen):
         self.app.push_screen(ConfirmScreen(question), confirmed)
 
     def action_resume(self) -> None:
+        if self._resumable():
+            self._launch(launcher.resume, lambda _: "Resuming from the last checkpoint.")
+
+    def action_resume_queued(self) -> None:
+        """Resume through the run queue: on the first free device, now or later."""
+        if self._resumable():
+            self._launch(lambda run_id, store: queue.resume(store, run_id), lambda devices: (
+                f"Resuming from the last checkpoint on {','.join(devices)}." if devices
+                else "Queued: the run resumes from its last checkpoint when a device is free."))
+
+    def _resumable(self) -> bool:
         status = self.run.get("status") or self.model.status
         if status in ("running", "queued", "finished"):
             self.notify(f"The run is {status}; only stopped, failed or lost runs resume.", severity="warning")
-            return
-        self._launch(launcher.resume, lambda _: "Resuming from the last checkpoint.")
+            return False
+        return True
 
     def _launch(self, call, message) -> None:
         """Run a launcher call off the UI thread (it signals or spawns processes) and say how it went:
