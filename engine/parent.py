@@ -2,9 +2,9 @@
 
 torchrun's agent starts one process per rank and gathers them; if the agent itself is killed (the
 OOM killer, ``kill -9``), the ranks are orphaned and would train on to the end, holding their GPUs,
-unseen by any stop. On Linux each rank asks the kernel for a signal of its own (SIGUSR1, so the log can say
-why) when its parent exits (``prctl(PR_SET_PDEATHSIG)``): the engine then stops as on SIGTERM, every
-rank at the same step, after the last task checkpoint, and the run can be resumed.
+unseen by any stop. On Linux each rank asks the kernel for a signal of its own when its parent exits
+(``prctl(PR_SET_PDEATHSIG)``; SIGUSR1, so the log can say why): the engine then stops as on SIGTERM,
+every rank at the same step, after the last task checkpoint, and the run can be resumed.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from torch import nn
 def logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """scale · f wᵀ: f [B, D] against weights [K, D] → [B, K], in float32 under autocast too. bf16
     keeps about 3 significant digits, too few for logits scaled by up to 100 whose small differences
-    the cross-entropies, the distillation's softmax and the hybrid's exponentials depend on; the
-    product is tiny next to the encoders, so full precision costs nothing measurable."""
+    the cross-entropies, the distillation's softmax and the hybrid's exponentials depend on; a
+    [B, D] × [D, K] product is small next to the encoders it follows."""
     with torch.autocast(f.device.type, enabled=False):
         return scale * f.float() @ weights.float().T
 
