@@ -1,6 +1,7 @@
 """The runs browser: rows and numbers, filter, sort, tags/notes, archive, export, palette (Pilot)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import sqlite3
 
@@ -23,6 +24,15 @@ def three_runs(home, engine_runs):
     return home
 
 
+@contextlib.asynccontextmanager
+async def browsing(home, size: tuple[int, int]):
+    """The app at ``size`` on the runs browser, once the three runs' rows are in: ``(app, pilot)``."""
+    app = SecaApp(home)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        yield app, pilot
+
+
 def rows(app: SecaApp) -> list[list[str]]:
     table = app.browser.table
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
@@ -34,9 +44,7 @@ def names(app: SecaApp) -> list[str]:
 
 def test_browser_lists_runs_with_their_numbers(three_runs):
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
             assert names(app) == ["gamma", "beta", "alpha"]  # newest first
             for row, run_id in zip(rows(app), ("r-gamma", "r-beta", "r-alpha")):
                 events = events_of(three_runs / "runs" / run_id)
@@ -52,9 +60,7 @@ def test_browser_lists_runs_with_their_numbers(three_runs):
 
 def test_filter_by_text_and_status(three_runs):
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
             await pilot.press("slash", *"hpeft")
             await wait_for(pilot, lambda: names(app) == ["beta"], what="the filter to keep beta")
             await pilot.press(*["backspace"] * 5)
@@ -67,9 +73,7 @@ def test_filter_by_text_and_status(three_runs):
 
 def test_sort_by_key_and_by_header(three_runs):
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
             table = app.browser.table
             avg = {n: last_of(events_of(three_runs / "runs" / f"r-{n}"), "run_finished")["avg"]
                    for n in ("alpha", "beta", "gamma")}
@@ -88,9 +92,7 @@ def test_sort_by_key_and_by_header(three_runs):
 
 def test_tags_notes_and_archive(three_runs):
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
             await pilot.press("t")  # on gamma, the first row
             await pilot.press(*"baseline, cifar", "enter", *"first try", "ctrl+s")
             store = Store.open(three_runs)
@@ -111,9 +113,7 @@ def test_tags_notes_and_archive(three_runs):
 
 def test_export_ticked_runs_to_csv(three_runs, tmp_path):
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
             await pilot.press("space", "down", "space", "e")
             app.screen.query_one("#path").value = str(tmp_path / "out.csv")
             await pilot.press("enter")
@@ -132,9 +132,7 @@ def test_export_ticked_runs_to_csv(three_runs, tmp_path):
 def test_keyboard_only_at_80x24(three_runs):
     """Every screen is reachable and left by keys alone on a small terminal."""
     async def scenario():
-        app = SecaApp(three_runs)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="three rows")
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
             await pilot.press("down", "enter")
             assert isinstance(app.screen, LiveScreen) and app.screen.run_id == "r-beta"
             for key, tab in zip("2345", ("relevance", "affinity", "losses", "log")):
