@@ -28,7 +28,8 @@ def signal_on_parent_exit(parent: int, sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    args = (ctypes.c_ulong(int(sig)), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))  # unsigned longs
+    if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), *args) != 0:
         return False
     if os.getppid() != parent:  # it exited before the request took effect: nobody will send it
         os.kill(os.getpid(), sig)
