@@ -13,12 +13,12 @@ from torch import nn
 
 
 def logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """scale · f wᵀ: f [B, D] against weights [K, D] → [B, K], in float32 under autocast too. bf16
-    keeps about 3 significant digits, too few for logits scaled by up to 100 whose small differences
-    the cross-entropies, the distillation's softmax and the hybrid's exponentials depend on; a
-    [B, D] × [D, K] product is small next to the encoders it follows."""
+    """scale · f wᵀ: f [B, D] against weights [K, D] → [B, K] (or [..., K, D] → [..., B, K]), in
+    float32 under autocast too. bf16 keeps about 3 significant digits, too few for logits scaled by up
+    to 100 whose small differences the cross-entropies, the distillation's softmax and the hybrid's
+    exponentials depend on; a [B, D] × [D, K] product is small next to the encoders it follows."""
     with torch.autocast(f.device.type, enabled=False):
-        return scale * f.float() @ weights.float().T
+        return scale * f.float() @ weights.float().transpose(-1, -2)
 
 
 def cosine_logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -27,9 +27,9 @@ def cosine_logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) ->
     return logits(F.normalize(f, dim=-1), F.normalize(weights, dim=-1), scale)
 
 
-def _exp_own_max(logits: torch.Tensor) -> torch.Tensor:
+def _exp_own_max(scores: torch.Tensor) -> torch.Tensor:
     """exp(l − max_k l) along the class dimension: the largest score of each row is exactly 1."""
-    return (logits - logits.amax(dim=-1, keepdim=True)).exp()
+    return (scores - scores.amax(dim=-1, keepdim=True)).exp()
 
 
 def text_scores(f: torch.Tensor, text_feats: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
@@ -38,8 +38,7 @@ def text_scores(f: torch.Tensor, text_feats: torch.Tensor, scale: float = 20.0) 
     f [B, D] normalised image features; text_feats [s, K, D] the seen classes under each of the s
     task prompts. m_i(x) is the sample's own maximum over k for prompt i.
     """
-    per_prompt = torch.stack([logits(f, t, scale) for t in text_feats])  # [s, B, K]
-    return _exp_own_max(per_prompt).mean(dim=0)
+    return _exp_own_max(logits(f, text_feats, scale)).mean(dim=0)  # logits [s, B, K]
 
 
 def visual_scores(f: torch.Tensor, protos: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
