@@ -286,6 +286,7 @@ def test_cli_resume_queue_waits_for_the_device_then_resumes_the_run(home, fake, 
     wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["heartbeat_ts"])
     launcher.stop(stopped, store)
     wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["status"] == "stopped")
+    wait_for(lambda: not is_alive(store.run(stopped)["pid"], None))  # until then it still holds the device
     holder = cli("run", "tiny", "--queue", "--detach").stdout.splitlines()[-1]
     assert store.run(holder)["status"] == "running" and store.run(holder)["device"] == "fake0"
 
@@ -300,7 +301,8 @@ def test_cli_resume_queue_waits_for_the_device_then_resumes_the_run(home, fake, 
     wait_for(lambda: store.ingest(store.run(holder)["run_dir"]) is not None and store.run(holder)["heartbeat_ts"])
     launcher.stop(holder, store)
     wait_for(lambda: store.ingest(store.run(holder)["run_dir"]) is not None and store.run(holder)["status"] == "stopped")
-    assert queue.schedule(store) == [(stopped, ["fake0"])]
+    # the device is free once the holder's process has exited, a moment after its run_stopped
+    assert wait_for(lambda: queue.schedule(store), timeout=60) == [(stopped, ["fake0"])]
     wait_for(lambda: store.ingest(store.run(stopped)["run_dir"]) is not None and store.run(stopped)["status"] == "finished")
     starts = [line for line in (Path(run["run_dir"]) / "engine.log").read_text().splitlines() if line.startswith("processes")]
     assert starts == ["processes 1 devices fake0 fresh", "processes 1 devices fake0 resume"]
