@@ -491,9 +491,8 @@ def bench(
     argv = ["--device", device, "--full-run-epochs", str(full_run_epochs)]
     argv += [flag for flag, on in (("--full-run", full_run), ("--check-goals", check_goals), ("--json", as_json)) if on]
     argv += ["--steps", str(steps)] if steps else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(launcher.ENGINE_ROOT), os.environ.get("PYTHONPATH")])))
     # its own process: torch stays out of the CLI, and the benchmark measures a process of its own
-    raise typer.Exit(subprocess.run([sys.executable, "-m", "engine.bench", *argv], env=env).returncode)
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "engine.bench", *argv], env=launcher.child_env()).returncode)
 
 
 # ----------------------------------------------------------------------------------------- presets & data

@@ -35,7 +35,7 @@ from seca_tui.process import HOST, is_alive, run_processes
 from seca_tui.store import ACTIVE, Store
 
 __all__ = ["RunHandle", "prepare", "preflight", "create_run", "start", "spawn", "stop", "cancel", "resume",
-           "is_alive", "parse_gpus", "processes", "engine_command"]
+           "is_alive", "parse_gpus", "processes", "engine_command", "child_env", "has_started"]
 
 # The folder that holds the `engine` package, found without importing it (that would load nothing
 # heavy today, but the child must find it whatever our cwd is).
@@ -51,6 +51,14 @@ class RunHandle:
     run_id: str
     run_dir: Path
     config: Config
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Our environment plus ``extra``, with the folder holding ``engine`` first on PYTHONPATH: the
+    processes we start (engines, the queue's scheduler, the benchmark) find it whatever their cwd."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def new_run_id() -> str:
@@ -163,8 +171,7 @@ def spawn(run_dir: str | Path, resume: bool = False, command: Sequence[str] | No
     if command is None:  # looked up now, so tests may swap in a fake engine
         command = engine_command(run_dir, resume) if nproc == 1 else engine_command(run_dir, resume, nproc)
     argv = list(command)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ENGINE_ROOT), env.get("PYTHONPATH")]))
+    env = child_env()
     if devices and devices != ["cpu"]:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     with open(run_dir / "engine.log", "ab") as log:

@@ -272,8 +272,7 @@ def ensure_scheduler(home: Path | None = None, poll: float = POLL_S) -> bool:
     if probe is None:
         return False  # one is running
     os.close(probe)
-    env = dict(os.environ, SECA_TUI_HOME=str(home))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(launcher.ENGINE_ROOT), env.get("PYTHONPATH")]))
+    env = launcher.child_env(SECA_TUI_HOME=str(home))
     with open(home / "queue.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "seca_tui", "queue", "--background", "--poll", str(poll)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
