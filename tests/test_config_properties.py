@@ -22,13 +22,13 @@ def loads_or_config_error(fn):
         return None
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60))
 def test_any_override_string(text):
     loads_or_config_error(lambda: config.load("demo", [text]))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key_text, scalars)
 def test_any_key_and_value(key, value):
     cfg = loads_or_config_error(lambda: config.load("demo", [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]))
@@ -40,7 +40,7 @@ def test_any_key_and_value(key, value):
         assert getattr(target, leaf) is not None
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(max_size=200), st.dictionaries(key_text, st.one_of(scalars, st.dictionaries(key_text, scalars, max_size=3)), max_size=4).map(yaml.safe_dump)))
 def test_any_preset_file(tmp_path, text):
     path = tmp_path / "p.yaml"
