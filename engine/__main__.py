@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from engine.config import ConfigError, dump, load
-from engine.parent import AGENT_GONE, signal_on_parent_exit, under_torchrun
+from engine.parent import under_torchrun, watch_agent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,15 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if under_torchrun():  # a rank whose agent is killed stops too, instead of training on orphaned
-        agent = os.getppid()
-
-        def agent_gone(*_) -> None:
-            print(f"The torchrun agent (pid {agent}) has gone; stopping after the current step.", file=sys.stderr)
-            stop.set()
-
-        signal.signal(AGENT_GONE, agent_gone)
-        signal_on_parent_exit(agent, AGENT_GONE)
+    agent = os.getppid()  # read first: if torchrun's agent dies later, this rank must notice
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run (or resume) one experiment")
@@ -63,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if under_torchrun():  # a rank whose agent is killed stops too, instead of training on orphaned
+        watch_agent(agent, stop, cfg.train.orphan_grace_seconds)
 
     from engine.train import run  # torch and open_clip load only once the config is known to be good
 

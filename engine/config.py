@@ -88,6 +88,7 @@ class TrainConfig:
     deterministic: bool = False
     log_every: int = _range(10, 1)  # steps between `step` events
     heartbeat_seconds: float = _range(10.0, 0.1)
+    orphan_grace_seconds: float = _range(300.0, 0.0)  # a torchrun rank whose agent died, stuck, is ended after this
     threads: int = _range(0, 0)  # torch CPU threads (0 = torch's default)
 
 

@@ -2,35 +2,49 @@
 
 torchrun's agent starts one process per rank and gathers them; if the agent itself is killed (the
 OOM killer, ``kill -9``), the ranks are orphaned and would train on to the end, holding their GPUs,
-unseen by any stop. On Linux each rank asks the kernel for a signal of its own when its parent exits
-(``prctl(PR_SET_PDEATHSIG)``; SIGUSR1, so the log can say why): the engine then stops as on SIGTERM,
-every rank at the same step, after the last task checkpoint, and the run can be resumed.
+unseen by any stop. Each rank therefore watches its parent from a thread: once the agent has gone,
+the engine stops as on SIGTERM (every rank at the same step, after the last task checkpoint; the run
+can be resumed). A rank that cannot reach that step, blocked in a collective whose peer went with the
+agent, would hold its GPU until the collective's timeout (10–30 minutes): after ``grace`` seconds the
+watcher writes every thread's stack to the log, so the log shows where it was stuck, and ends it.
+
+A thread that polls, not the kernel's parent-death signal: the signal is tied to the thread of the
+agent that started the rank, and its handler may not write to the log it interrupts.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import faulthandler
 import os
-import signal
 import sys
+import threading
+import time
 
-PR_SET_PDEATHSIG = 1
-AGENT_GONE = signal.SIGUSR1
+POLL_SECONDS = 0.5
 
 
 def under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ
 
 
-def signal_on_parent_exit(parent: int, sig: int) -> bool:
-    """Have ``sig`` sent to this process when its parent (pid ``parent``, read before this call) exits;
-    sent at once if it has gone already. Returns whether the kernel took the request (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    args = (ctypes.c_ulong(int(sig)), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))  # unsigned longs
-    if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), *args) != 0:
-        return False
-    if os.getppid() != parent:  # it exited before the request took effect: nobody will send it
-        os.kill(os.getpid(), sig)
-    return True
+def watch_agent(agent: int, stop: threading.Event, grace: float) -> threading.Thread:
+    """Start a daemon thread that sets ``stop`` once this process's parent is no longer ``agent``
+    (read before anything could have delayed this call), and ends the process ``grace`` seconds
+    later if it is still running."""
+    def watch() -> None:
+        while os.getppid() == agent:
+            time.sleep(POLL_SECONDS)
+        print(f"The torchrun agent (pid {agent}) has gone; stopping after the current step.", file=sys.stderr,
+              flush=True)
+        stop.set()
+        time.sleep(grace)
+        print("Where each thread of this rank was:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        # the last line of the log is what the runs browser shows as the reason
+        print(f"This rank was still running {grace:g} s after the torchrun agent (pid {agent}) went, stuck "
+              "(in a collective whose peer went too?); ended it. Resume the run from its last checkpoint.",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="agent-watch", daemon=True)
+    thread.start()
+    return thread

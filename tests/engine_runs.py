@@ -60,15 +60,22 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def wait_for(predicate, timeout: float = 120, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(predicate, timeout: float = 120, interval: float = 0.05, describe=None):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds, with
+    ``describe()`` (what the processes left behind, say) in the message."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise TimeoutError(f"condition not met within {timeout} s")
+    raise TimeoutError(f"condition not met within {timeout} s" + (f"\n{describe()}" if describe else ""))
+
+
+def log_tails(run_dir: Path, chars: int = 3000) -> str:
+    """The end of every engine log of a run (each rank writes its own), for a failing test's message."""
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
+                     for log in sorted(Path(run_dir).glob("engine*.log")))
 
 
 def stop_at(proc: subprocess.Popen, run_dir: Path, predicate, sig=signal.SIGTERM, timeout: float = 300) -> int:
