@@ -7,6 +7,7 @@ except ``data check``, which has to read a dataset.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -49,6 +50,23 @@ def _die(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _output_gone() -> None:
+    """Our output was closed (``| head``) or its terminal hung up (an SSH drop): say so if stderr still
+    can, keep Python's exit flush quiet, exit 1. The runs go on; the engine never writes to our output."""
+    try:
+        sys.stderr.write("error: the output closed; any run started keeps running (`seca-tui runs`).\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # stderr went with it: the same terminal
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):  # what is still buffered for them goes nowhere, quietly
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    raise typer.Exit(1)
+
+
 def command(group: typer.Typer = app, name: str | None = None) -> Callable:
     """``group.command`` whose user mistakes become one sentence on stderr and exit code 1."""
     def register(fn: Callable) -> Callable:
@@ -58,7 +76,10 @@ def command(group: typer.Typer = app, name: str | None = None) -> Callable:
                 return fn(*args, **kwargs)
             except ConfigError as e:
                 _die(str(e))
-            except OSError as e:  # an unwritable export file, a full disk: the user can act on it
+            except OSError as e:
+                if e.errno in (errno.EPIPE, errno.EIO) and e.filename is None:
+                    _output_gone()
+                # an unwritable export file, a full disk: the user can act on it
                 _die(f"{e.filename or 'seca-tui'}: {e.strerror or e}.")
             except sqlite3.Error as e:  # a full disk or a read-only home under the run log
                 _die(f"The run log {paths.home() / 'runs.db'} cannot be used: {str(e).rstrip('.')}.")

@@ -159,6 +159,24 @@ def test_damaged_lines_are_warned_about_not_fatal(hand_runs):
     assert result.exit_code == 0 and "line(s) " in result.stderr and "were skipped" in result.stderr
 
 
+@pytest.mark.parametrize("output", ["pipe", "terminal"])
+def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, output):
+    """`seca-tui runs | head -0` (the reader has gone: EPIPE) or a terminal hung up under it (EIO):
+    one sentence on stderr, exit 1, no traceback and no 'Exception ignored' from Python's exit flush."""
+    if output == "pipe":
+        read, write = os.pipe()
+    else:  # a terminal whose far side (sshd, tmux) has closed; not this process's controlling one
+        read, write = pty.openpty()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "seca_tui", "runs"], stdout=write, stderr=subprocess.PIPE,
+                              env=engine_env(home), cwd=REPO, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == "error: the output closed; any run started keeps running (`seca-tui runs`).\n"
+
+
 # ----------------------------------------------------------------------------------------- run & follow
 
 
