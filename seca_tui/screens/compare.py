@@ -5,17 +5,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
 from seca_tui import export
 from seca_tui.messages import CompareLoaded
-from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import Store
 from seca_tui.widgets.line_chart import LineChart
 from seca_tui.widgets.runs_table import number
 
-REFRESH_SECONDS = 2.0  # compared runs may still be running
 MISSING = "—"
 
 
@@ -32,7 +30,7 @@ def config_diff(configs: list[dict]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-class CompareScreen(Screen):
+class CompareScreen(StoreScreen):
     """Tabs: 1 curves and metrics, 2 config differences."""
 
     BINDINGS = [
@@ -45,7 +43,6 @@ class CompareScreen(Screen):
         super().__init__()
         self.run_ids = run_ids
         self.runs: list[dict] = []
-        self._worker: StoreWorker | None = None
         self._posted: list[dict] | None = None
 
     def compose(self) -> ComposeResult:
@@ -61,12 +58,6 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         metrics = self.query_one("#metrics", DataTable)
         metrics.add_columns("name", "status", "method", "dataset", "tasks", "Last", "Avg", "Forg.", "BWT")
-        self._worker = StoreWorker(self, self.app.home, self._poll, REFRESH_SECONDS)
-        self._worker.start()
-
-    def on_unmount(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
     def _poll(self, store: Store) -> None:
         store.ingest_all()  # compared runs may still be running; the browser below is not polling

@@ -14,21 +14,19 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from seca_tui import launcher, metrics, queue
 from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
-from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import Store
 from seca_tui.widgets.bar_list import BarList
 from seca_tui.widgets.heatmap import Heatmap
 from seca_tui.widgets.line_chart import LineChart
 from seca_tui.widgets.run_header import RunHeader
 
-POLL_SECONDS = 0.25  # event → panel latency is about this plus one redraw
 SNAPSHOT_SECONDS = 2.0  # re-read the run's status even without events (it may turn `lost`)
 LOG_TAIL_BYTES = 64 * 1024  # how much of an existing engine.log to show when the screen opens
 PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: show A_t alone
@@ -88,9 +86,10 @@ def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, flo
     return [(f"T{i}", drop) for i, drop in enumerate(metrics.forgetting_per_task(rows))]
 
 
-class LiveScreen(Screen):
+class LiveScreen(StoreScreen):
     """One run, live while it runs and as a report when it is done."""
 
+    POLL_SECONDS = 0.25  # event → panel latency is about this plus one redraw
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "stop", "Stop"),
@@ -108,7 +107,6 @@ class LiveScreen(Screen):
         self.model = LiveModel()
         self.run: dict = {}
         self.updates = 0  # RunUpdate messages handled (benchmarks and tests wait on it)
-        self._worker: StoreWorker | None = None
         self._seq = -1  # the store's events() counts from after_seq; the engine's first seq is 0
         self._log: LogFollower | None = None
         self._snapshot_at = 0.0
@@ -153,12 +151,6 @@ class LiveScreen(Screen):
         affinity.fit_hint = "f shows every class"
         affinity.max_size = self._affinity_size()
         self._show_header()
-        self._worker = StoreWorker(self, self.app.home, self._poll, POLL_SECONDS)
-        self._worker.start()
-
-    def on_unmount(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
     # ------------------------------------------------------------------------------ store thread
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from seca_tui import export
@@ -21,15 +20,14 @@ from seca_tui.messages import RunsLoaded
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
-from seca_tui.screens.store_worker import StoreWorker
+from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import STATUSES, Store
 from seca_tui.widgets.runs_table import COLUMNS, RunsTable
 
-REFRESH_SECONDS = 2.0
 ANY_STATUS = "any"
 
 
-class RunsScreen(Screen):
+class RunsScreen(StoreScreen):
     """Keys: enter opens a run, space ticks, c compares the ticked runs, n starts a new one."""
 
     BINDINGS = [
@@ -50,7 +48,6 @@ class RunsScreen(Screen):
         super().__init__()
         self.show_archived = False
         self._query: tuple[str, str, bool] = ("", ANY_STATUS, False)  # read by the store thread
-        self._worker: StoreWorker | None = None
         self._posted: list[dict] | None = None  # the last rows sent, to skip identical refreshes
         self._painted = False  # the first rows are on screen
         self._shown = True  # False while another screen covers this one: no polling then
@@ -66,12 +63,6 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(RunsTable).focus()
-        self._worker = StoreWorker(self, self.app.home, self._poll, REFRESH_SECONDS)
-        self._worker.start()
-
-    def on_unmount(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
 
     @property
     def table(self) -> RunsTable:

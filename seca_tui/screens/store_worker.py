@@ -3,6 +3,7 @@
 SQLite reads and ingest block (a busy timeout can wait seconds under a concurrent writer), so they never
 run on the UI thread. One thread per screen keeps jobs and polls in order: a tag edit submitted before a
 refresh is visible in that refresh. Results go back to the UI as messages posted by the poll function.
+:class:`StoreScreen` ties such a thread to a screen's life, from mount to unmount.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+from textual import events, on
 from textual.screen import Screen
 
 from seca_tui.messages import StoreFailed
@@ -77,3 +80,25 @@ class StoreWorker:
                 self._last_error = text
                 self.screen.post_message(StoreFailed(text))
             return False
+
+
+class StoreScreen(Screen):
+    """A screen fed by its own :class:`StoreWorker`: ``_poll(store)`` every ``POLL_SECONDS`` from mount
+    to unmount, and ``self._worker`` to submit jobs to or wake."""
+
+    POLL_SECONDS: ClassVar[float] = 2.0
+    _worker: StoreWorker | None = None  # None until mounted
+
+    def _poll(self, store: Store) -> None:
+        raise NotImplementedError
+
+    # decorated, so that a subclass's own on_mount / on_unmount run as well (subclass first)
+    @on(events.Mount)
+    def _start_store_worker(self) -> None:
+        self._worker = StoreWorker(self, self.app.home, self._poll, self.POLL_SECONDS)
+        self._worker.start()
+
+    @on(events.Unmount)
+    def _stop_store_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
