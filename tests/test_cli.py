@@ -60,15 +60,19 @@ def fake(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------- start-up
 
 
-def test_cli_import_is_torch_free_and_help_is_fast():
-    check = "import sys, seca_tui.cli; assert 'torch' not in sys.modules and 'open_clip' not in sys.modules"
+def test_cli_import_and_help_load_no_torch():
+    """What keeps every command quick to start (torch and open_clip take seconds to import) is that
+    neither is imported before a command needs it: not by the import, not by --help."""
+    help_ = ("import runpy, sys; sys.argv = ['seca-tui', '--help']\n"
+             "try: runpy.run_module('seca_tui', run_name='__main__')\n"
+             "except SystemExit as e: assert e.code in (0, None), e.code\n"
+             "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules, 'torch was imported'")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    subprocess.run([sys.executable, "-c", check], check=True, env=env)
-    t0 = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "seca_tui", "--help"], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    assert result.returncode == 0 and "seca-tui" in result.stdout and "export" in result.stdout
-    assert seconds < 5, f"--help took {seconds:.1f} s"  # ~0.8 s here; torch alone would take longer
+    for check in ("import sys, seca_tui.cli; assert 'torch' not in sys.modules and 'open_clip' not in sys.modules",
+                  help_):
+        result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    assert "seca-tui" in result.stdout and "export" in result.stdout  # the help itself was printed
 
 
 @pytest.mark.parametrize("command", COMMANDS)
