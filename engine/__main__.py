@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from engine.config import ConfigError, dump, load
-from engine.parent import under_torchrun, watch_agent
+from engine.parent import AgentWatch, under_torchrun
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if under_torchrun():  # a rank whose agent is killed stops too, instead of training on orphaned
-        watch_agent(agent, stop, cfg.train.orphan_grace_seconds)
+    # a rank whose agent is killed stops too, instead of training on orphaned
+    watch = AgentWatch(agent, stop, cfg.train.orphan_grace_seconds) if under_torchrun() else None
 
     from engine.train import run  # torch and open_clip load only once the config is known to be good
 
-    return run(cfg, run_dir, resume=args.resume, stop=stop)
+    code = run(cfg, run_dir, resume=args.resume, stop=stop)
+    if watch is not None:
+        watch.gone()
+    return code
 
 
 if __name__ == "__main__":

@@ -26,25 +26,37 @@ def under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ
 
 
-def watch_agent(agent: int, stop: threading.Event, grace: float) -> threading.Thread:
-    """Start a daemon thread that sets ``stop`` once this process's parent is no longer ``agent``
-    (read before anything could have delayed this call), and ends the process ``grace`` seconds
-    later if it is still running."""
-    def watch() -> None:
-        while os.getppid() == agent:
+class AgentWatch:
+    """Polls, from a daemon thread, whether this process's parent is still ``agent`` (its pid, read
+    before anything could have delayed the watch); once it is not, sets ``stop``, and ends the process
+    ``grace`` seconds later if it is still running."""
+
+    def __init__(self, agent: int, stop: threading.Event, grace: float) -> None:
+        self.agent, self.stop, self.grace = agent, stop, grace
+        self._gone = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="agent-watch", daemon=True).start()
+
+    def gone(self) -> bool:
+        """Whether the agent has gone; the first call to find it gone says so in the log and sets ``stop``.
+        Called once more as the rank ends: a rank stopped by another rank's vote, before its own poll
+        came round, still logs why."""
+        with self._lock:
+            if not self._gone and os.getppid() != self.agent:
+                self._gone = True
+                print(f"The torchrun agent (pid {self.agent}) has gone; stopping after the current step.",
+                      file=sys.stderr, flush=True)
+                self.stop.set()
+            return self._gone
+
+    def _watch(self) -> None:
+        while not self.gone():
             time.sleep(POLL_SECONDS)
-        print(f"The torchrun agent (pid {agent}) has gone; stopping after the current step.", file=sys.stderr,
-              flush=True)
-        stop.set()
-        time.sleep(grace)
+        time.sleep(self.grace)
         print("Where each thread of this rank was:", file=sys.stderr, flush=True)
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         # the last line of the log is what the runs browser shows as the reason
-        print(f"This rank was still running {grace:g} s after the torchrun agent (pid {agent}) went, stuck "
-              "(in a collective whose peer went too?); ended it. Resume the run from its last checkpoint.",
+        print(f"This rank was still running {self.grace:g} s after the torchrun agent (pid {self.agent}) went, "
+              "stuck (in a collective whose peer went too?); ended it. Resume the run from its last checkpoint.",
               file=sys.stderr, flush=True)
         os._exit(1)
-
-    thread = threading.Thread(target=watch, name="agent-watch", daemon=True)
-    thread.start()
-    return thread
