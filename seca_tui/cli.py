@@ -543,3 +543,7 @@ def data_check(
     source = load_source(cfg.data)
     typer.echo(f"{source.name}: {len(source.class_names)} classes, {len(source.train)} train images, "
                f"{len(source.test)} test images")
+
+
+# Commands in their own modules register themselves on `app` when imported.
+from seca_tui.commands import importing as _importing, results as _results, sweep as _sweep  # noqa: E402,F401

@@ -297,9 +297,15 @@ def split_label(tasks: list[list]) -> str:
     return "/".join(map(str, sizes))
 
 
+def _status(db: Database, run_id: str, status: str) -> str:
+    """``status``, unless the run is imported: a published log keeps that status whatever it holds."""
+    row = db.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return "imported" if row and row[0] == "imported" else status
+
+
 def _run_started(db: Database, run_id: str, ev: dict) -> None:
     # A resumed run starts again: it is running and its old end no longer holds.
-    fields: dict[str, Any] = {"status": "running", "finished": None, "error": None}
+    fields: dict[str, Any] = {"status": _status(db, run_id, "running"), "finished": None, "error": None}
     config = ev.get("config")
     if isinstance(config, dict):
         fields["config"] = _dumps(config)
@@ -380,7 +386,7 @@ def _per_task(table: str, *keys: str) -> Callable[[Database, str, dict], None]:
 
 
 def _run_ended(db: Database, run_id: str, ev: dict) -> None:
-    fields: dict[str, Any] = {"status": TERMINAL[ev["type"]], "finished": ev["ts"]}
+    fields: dict[str, Any] = {"status": _status(db, run_id, TERMINAL[ev["type"]]), "finished": ev["ts"]}
     if ev["type"] == "run_finished":
         fields.update({k: ev.get(k) for k in ("last", "avg", "forgetting", "bwt")})
     elif ev["type"] == "run_failed":

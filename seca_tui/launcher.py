@@ -106,10 +106,12 @@ def preflight(cfg: Config) -> None:
 
 def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,
                home: Path | None = None, gpus: int | list[int] | None = None,
-               store: Store | None = None, cfg: Config | None = None, queued: bool = False) -> RunHandle:
+               store: Store | None = None, cfg: Config | None = None, queued: bool = False,
+               tags: Sequence[str] = (), extra: dict | None = None) -> RunHandle:
     """Validate the config (or take ``cfg`` from :func:`prepare`), make ``<home>/runs/<run_id>/`` with
     ``config.yaml`` and ``launch.json``, and record the run as queued (``queued``: submitted to the run
-    queue, which starts it when a device is free). Raises :class:`ConfigError` for any user mistake;
+    queue, which starts it when a device is free). ``tags`` and ``extra`` (e.g. a sweep's grid values)
+    go into ``launch.json`` too, so a rebuilt run log keeps them. Raises :class:`ConfigError` for any user mistake;
     a failure part-way (a full disk) removes the run dir, so nothing half-made is left."""
     cfg = cfg or prepare(preset_or_file, overrides, name)
     home = Path(home or paths.home())
@@ -128,7 +130,7 @@ def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | N
         now = time.time()
         _write_launch(run_dir, {
             "run_id": run_dir.name, "name": cfg.name, "preset": preset_or_file, "overrides": list(overrides),
-            "gpus": gpus, "host": HOST, "created": now,
+            "gpus": gpus, "host": HOST, "created": now, **({"tags": list(tags)} if tags else {}), **(extra or {}),
         })
         store.register(run_dir, **({"queued_at": now} if queued else {}))
     except BaseException:

@@ -35,7 +35,8 @@ __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "dataset", "n_tasks", "last", "avg", "forgetting",
                "bwt", "created", "finished"]
-STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled")
+# imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
+STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
 ACTIVE = ("queued", "running")
 FINAL = ("finished", "failed", "stopped", "lost", "cancelled")
 BUSY_TIMEOUT_S = 30.0
@@ -257,6 +258,8 @@ class Store:
         # Both files may have been edited by hand: take only fields of the right type.
         gpus = launch.get("gpus")
         gpus_ok = _typed(gpus, int) is not None or (isinstance(gpus, list) and all(_typed(g, int) is not None for g in gpus))
+        tags = launch.get("tags")
+        tags_ok = isinstance(tags, list) and all(isinstance(t, str) for t in tags)
         db["runs"].insert({
             "run_id": run_dir.name,
             "name": _typed(launch.get("name"), str) or _typed(config.get("name"), str) or run_dir.name,
@@ -265,10 +268,11 @@ class Store:
             "method": _typed(config.get("method"), str),
             "dataset": _typed(_section(config, "data").get("name"), str),
             "n_tasks": _typed(_section(config, "scenario").get("n_tasks"), int),
-            "status": "queued",
+            "status": "imported" if launch.get("imported") else "queued",
             "pid": _typed(launch.get("pid"), int),
             "host": _typed(launch.get("host"), str),
             "gpus": json.dumps(gpus) if gpus_ok else None,
+            "tags": json.dumps(sorted(set(tags))) if tags_ok else "[]",
             "run_dir": str(run_dir),
             "created": _typed(launch.get("created"), float) or run_dir.stat().st_mtime,
         })
