@@ -23,7 +23,7 @@ import typer
 from engine import config
 from engine.config import ConfigError
 from engine import paths
-from seca_tui import export, launcher, progress, queue
+from seca_tui import export, launcher, progress, queue, tasks
 from seca_tui.export import run_record
 from seca_tui.store import FINAL, STATUSES, Store
 
@@ -157,7 +157,7 @@ def _json(value: Any) -> None:
 
 def _metrics_table(store: Store, run: dict) -> None:
     """Per-task metrics so far, then the final numbers (as far as the run got)."""
-    rows = [[r["task"] + 1, _num(r["acc"]), _num(r["avg_acc"]), _num(r["forgetting"]), _num(r["bwt"]),
+    rows = [[tasks.number(r["task"]), _num(r["acc"]), _num(r["avg_acc"]), _num(r["forgetting"]), _num(r["bwt"]),
              _num(r["seconds"], 1), _num(r["ips"], 0)] for r in store.task_rows(run["run_id"])]
     if rows:
         _table(["task", "A_t", "avg", "forgetting", "bwt", "seconds", "img/s"], rows)
@@ -434,8 +434,8 @@ def show(
     done = [row for row in run["matrix"] if any(a is not None for a in row)]
     if done:
         typer.echo("\naccuracy matrix (row: after task t, column: task i)")
-        _table(["t\\i", *[str(i + 1) for i in range(len(run["matrix"]))]],
-               [[t + 1, *[_num(a, 1) for a in row]] for t, row in enumerate(done)])
+        _table(["t\\i", *[str(tasks.number(i)) for i in range(len(run["matrix"]))]],
+               [[tasks.number(t), *[_num(a, 1) for a in row]] for t, row in enumerate(done)])
 
 
 @command()
@@ -461,7 +461,7 @@ def compare(
                       for r in chosen]] for field in ("name", "status", "method", "dataset", "split",
                                                       "last", "avg", "forgetting", "bwt")]
     longest = max(len(a) for a in accs.values())
-    rows += [[f"A_{t + 1}", *[_num(accs[r][t]) if t < len(accs[r]) else "-" for r in run_ids]] for t in range(longest)]
+    rows += [[f"A_{tasks.number(t)}", *[_num(accs[r][t]) if t < len(accs[r]) else "-" for r in run_ids]] for t in range(longest)]
     _table(["", *run_ids], rows)
     if differ:
         typer.echo("\nconfig keys that differ")

@@ -2,6 +2,8 @@
 ``export --all``, ``runs --json`` and ``show --json`` share.
 
 Floats are written with ``repr`` (Python's ``str`` of a float), which reads back to the same float.
+Tasks are numbered 1…T, as people read them (``task``, ``after_task``, ``eval_task``, pool labels ``T1``);
+the store keeps the events' 0-based indices.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import csv
 import json
 from typing import Any, Iterable, TextIO
 
+from seca_tui import tasks
 from seca_tui.store import RUN_COLUMNS, Store
 
 TABLES = ("tasks", "matrix", "steps", "relevance")
@@ -38,18 +41,26 @@ def run_record(run: dict) -> dict[str, Any]:
     return record
 
 
+TASK_COLUMNS = ("task", "after_task", "eval_task")  # 0-based in the store, 1-based in a CSV
+
+
+def numbered(row: dict) -> dict:
+    """A store row with its task columns numbered for people (0 → 1)."""
+    return {k: tasks.number(v) if k in TASK_COLUMNS and v is not None else v for k, v in row.items()}
+
+
 def table_rows(store: Store, run_ids: Iterable[str], table: str) -> tuple[list[str], list[dict]]:
-    """The header and rows of one table over several runs."""
+    """The header and rows of one table over several runs, tasks numbered 1…T."""
     run_ids = list(run_ids)
     if table == "tasks":
-        rows = [r for rid in run_ids for r in store.task_rows(rid)]
+        rows = [numbered(r) for rid in run_ids for r in store.task_rows(rid)]
     elif table == "matrix":
-        rows = [r for rid in run_ids for r in store.matrix_rows(rid)]
+        rows = [numbered(r) for rid in run_ids for r in store.matrix_rows(rid)]
     elif table == "steps":
         return _steps(store, run_ids)
     elif table == "relevance":
         rows = [
-            {"run_id": rid, "task": rel["task"], "row": row, "col": col, "value": value}
+            {"run_id": rid, "task": tasks.number(rel["task"]), "row": row, "col": tasks.pool_label(col), "value": value}
             for rid in run_ids
             for rel in store.per_task(rid, "relevance")
             for row, values in zip(rel["rows"] or [], rel["values"] or [])
@@ -65,7 +76,7 @@ def _steps(store: Store, run_ids: list[str]) -> tuple[list[str], list[dict]]:
     for rid in run_ids:
         for step in store.steps(rid):
             losses.update(dict.fromkeys(step["losses"]))
-            rows.append({**{k: step[k] for k in COLUMNS["steps"]}, **step["losses"]})
+            rows.append({**numbered({k: step[k] for k in COLUMNS["steps"]}), **step["losses"]})
     return COLUMNS["steps"] + list(losses), rows
 
 

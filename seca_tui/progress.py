@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
+from seca_tui import tasks
 from seca_tui.ingest import SCHEMA_VERSION
 from seca_tui.store import ACTIVE, Store
 
@@ -61,13 +62,13 @@ class Progress:
         elif kind == "eval":
             self.acc = event.get("acc")
             cells = " ".join(f"{a:.1f}" for a in event.get("task_acc") or [])
-            return f"after task {event['after_task'] + 1}/{self.n_tasks or '?'}: A_t {_pct(self.acc)}  (per task: {cells})"
+            return f"after task {tasks.number(event['after_task'])}/{self.n_tasks or '?'}: A_t {_pct(self.acc)}  (per task: {cells})"
         elif kind == "log" and event.get("level") in ("warning", "error"):
             return f"{event['level']}: {event.get('message', '')}"
         elif kind == "run_failed":
             return f"failed: {event.get('error', '')}"
         elif kind == "run_stopped":
-            return f"stopped after task {event.get('after_task', -1) + 1}"
+            return f"stopped after task {tasks.number(event.get('after_task', -1))}"
         return None
 
     def fraction(self) -> float:
@@ -80,7 +81,7 @@ class Progress:
         return min(1.0, (self.task + within) / self.n_tasks)
 
     def line(self, eta: float | None) -> str:
-        parts = [f"task {max(self.task, 0) + 1}/{self.n_tasks or '?'}"]
+        parts = [f"task {tasks.number(max(self.task, 0))}/{self.n_tasks or '?'}"]
         if self.epochs and self.steps_total:
             parts.append(f"epoch {self.epoch + 1}/{self.epochs}")
             parts.append(f"step {self.step}/{self.steps_total}")

@@ -66,6 +66,7 @@ def test_tasks_csv_matches_store_and_events(store):
     rows = export("a", "b")
     assert list(rows[0]) == COLUMNS["tasks"]
     assert [r["run_id"] for r in rows] == ["a"] * 3 + ["b"] * 2
+    assert [r["task"] for r in rows] == ["1", "2", "3", "1", "2"]  # people count tasks from 1
     for run_id in ("a", "b"):
         mine = [r for r in rows if r["run_id"] == run_id]
         for row, stored, expected in zip(mine, store.task_rows(run_id), recomputed(store.runs_dir / run_id)):
@@ -79,8 +80,8 @@ def test_matrix_csv_round_trips_floats(store):
     rows = export("a", "--table", "matrix")
     assert list(rows[0]) == COLUMNS["matrix"]
     cells = {(int(r["after_task"]), int(r["eval_task"])): float(r["acc"]) for r in rows}
-    assert cells == {(t, i): a for t, row in enumerate(MATRIX_A) for i, a in enumerate(row)}
-    assert [int(r["n"]) for r in rows if r["after_task"] == "2"] == COUNTS
+    assert cells == {(t + 1, i + 1): a for t, row in enumerate(MATRIX_A) for i, a in enumerate(row)}
+    assert [int(r["n"]) for r in rows if r["after_task"] == "3"] == COUNTS
 
 
 def test_steps_csv_has_a_column_per_loss_across_runs(store):
@@ -90,14 +91,15 @@ def test_steps_csv_has_a_column_per_loss_across_runs(store):
     first_b = next(r for r in rows if r["run_id"] == "b")
     assert first_b["kd"] == "" and float(first_b["proto"]) == 0.5
     assert [float(r["lr"]) for r in rows[:3]] == [s["lr"] for s in store.steps("a")[:3]]
+    assert {r["task"] for r in rows if r["run_id"] == "a"} == {"1", "2", "3"}
 
 
 def test_relevance_csv_has_a_row_per_cell(store):
     rows = export("a", "--table", "relevance")
     assert list(rows[0]) == COLUMNS["relevance"]
     assert len(rows) == sum(2 * (t + 1) for t in range(3))  # 2 classes x (t + 1) pool entries per task
-    last = [r for r in rows if r["task"] == "2"]
-    assert (last[0]["row"], last[0]["col"], float(last[0]["value"])) == ("c4", "task 0", 0.1)
+    last = [r for r in rows if r["task"] == "3"]  # the third task, as people count
+    assert (last[0]["row"], last[0]["col"], float(last[0]["value"])) == ("c4", "T1", 0.1)
 
 
 def test_all_runs_csv_flattens_the_config(store):

@@ -97,11 +97,12 @@ def events(run_dir: Path) -> list[dict]:
 
 
 def matrix_rows(screen: str) -> dict[int, list[str]]:
-    """The accuracy matrix as the screen shows it: ``{t: ["77.5", "·", ...]}``."""
+    """The accuracy matrix as the screen shows it, by 0-based task as in events: ``{t: ["77.5", "·", ...]}``
+    (the screen labels the rows T1…T for people)."""
     rows = {}
     for line in screen.splitlines():
         for t, cells in MATRIX_ROW.findall(line):
-            rows[int(t)] = cells.split()
+            rows[int(t) - 1] = cells.split()
     return rows
 
 
@@ -161,15 +162,15 @@ def test_seca_tui_in_a_terminal(size, tmp_path, shared_data):
         def relevance_drawn(s: str):
             """The panel with every row of the relevance event it names (a capture can catch it mid-draw)."""
             title = re.search(r"SG-AKT relevance · task (\d+)", s)
-            shown = [e for e in events(run_dir) if title and e["type"] == "relevance" and e["task"] == int(title.group(1))]
+            shown = [e for e in events(run_dir) if title and e["type"] == "relevance" and e["task"] + 1 == int(title.group(1))]
             cells = relevance_shown(s, shown[0]["rows"]) if shown else {}
             complete = len(cells) == len(shown[0]["rows"]) and all(len(v) == len(shown[0]["cols"]) for v in cells.values()) if shown else False
             return s if complete else None
 
         screen = term.wait(relevance_drawn, 120, "the relevance panel with all its rows")
         task = int(re.search(r"SG-AKT relevance · task (\d+)", screen).group(1))
-        relevance = next(e for e in events(run_dir) if e["type"] == "relevance" and e["task"] == task)
-        cols = [f"T{c.split()[-1]}" for c in relevance["cols"]]
+        relevance = next(e for e in events(run_dir) if e["type"] == "relevance" and e["task"] + 1 == task)
+        cols = [f"T{int(c.split()[-1]) + 1}" for c in relevance["cols"]]  # people count tasks from 1
         assert re.search(r"│ +" + " +".join(cols) + r" *│?", screen), screen
         values = relevance_shown(screen, relevance["rows"])
         assert values == {row: [f"{v:.2f}" for v in vs] for row, vs in zip(relevance["rows"], relevance["values"])}

@@ -50,7 +50,7 @@ def test_compare_ticked_runs(home, engine_runs):
             assert [row[0] for row in metrics] == ["alpha", "beta"]
             for name, row in zip(("alpha", "beta"), metrics):
                 events = events_of(home / "runs" / f"r-{name}")
-                assert chart.series[name] == ([0, 1, 2], [e["acc"] for e in events if e["type"] == "eval"])
+                assert chart.series[name] == ([1, 2, 3], [e["acc"] for e in events if e["type"] == "eval"])
                 final = last_of(events, "run_finished")
                 assert row[5:9] == [f"{final[k]:.1f}" for k in ("last", "avg", "forgetting", "bwt")]
             await pilot.press("2")

@@ -36,8 +36,9 @@ def matrix_cells(evals: list[dict], n_tasks: int) -> list[list[str]]:
 
 
 def pool_columns(cols: list[str]) -> list[str]:
-    """Pool labels ("task 0") as the relevance heatmap's columns, named like the matrix's (T0)."""
-    return [f"T{int(c.split()[-1])}" for c in cols]
+    """Pool labels ("task 0", 0-based in events) as the relevance heatmap's columns, named like the
+    matrix's tasks, 1-based for people (T1)."""
+    return [f"T{int(c.split()[-1]) + 1}" for c in cols]
 
 
 def test_every_panel_shows_the_run(home, engine_runs):
@@ -55,7 +56,7 @@ def test_every_panel_shows_the_run(home, engine_runs):
             matrix = screen.query_one("#matrix", Heatmap)
             await wait_for(pilot, lambda: len(matrix.cells) == 3, what="the matrix")
             assert matrix.cells == [[f"{a:.1f}" for a in row] + [""] * (3 - len(row)) for row in rows]
-            assert matrix.row_labels == matrix.col_labels == ["T0", "T1", "T2"]
+            assert matrix.row_labels == matrix.col_labels == ["T1", "T2", "T3"]
             assert "finished" in text(app, "#run-header") and "task 3/3" in text(app, "#run-header")
             final = last_of(events, "run_finished")
             assert text(app, "#summary") == "  ·  ".join(
@@ -63,7 +64,7 @@ def test_every_panel_shows_the_run(home, engine_runs):
                                                                ("Forgetting", "forgetting"), ("BWT", "bwt")))
             took = final["ts"] - last_of(events, "run_started")["ts"]
             assert f"took {round(took)}s" in text(app, "#run-header")  # a tiny run takes seconds
-            forgetting = [(f"T{i}", max(r[i] for r in rows[i:-1]) - rows[-1][i]) for i in range(2)]
+            forgetting = [(f"T{i + 1}", max(r[i] for r in rows[i:-1]) - rows[-1][i]) for i in range(2)]
             assert screen.query_one("#forgetting", BarList).items == forgetting
 
             heatmap = screen.query_one("#relevance-map", Heatmap)
@@ -72,7 +73,7 @@ def test_every_panel_shows_the_run(home, engine_runs):
             assert heatmap.cells == [[f"{v:.2f}" for v in row] for row in relevance["values"]]
             assert screen.query_one("#utility", BarList).items == list(zip(pool_columns(relevance["cols"]),
                                                                           relevance["utility"]))
-            assert f"pool after task {pool['task']}: {', '.join(pool_columns(pool['kept']))}" in text(app, "#pool")
+            assert f"pool after task {pool['task'] + 1}: {', '.join(pool_columns(pool['kept']))}" in text(app, "#pool")
             if pool["pruned"]:
                 assert f"pruned: {pool_columns([pool['pruned']])[0]}" in text(app, "#pool")
 
@@ -83,8 +84,10 @@ def test_every_panel_shows_the_run(home, engine_runs):
             assert screen.query_one("#panels").active == "affinity" and heatmap.max_size is None
 
             acc = screen.query_one("#acc-chart", LineChart)
-            assert acc.series["A_t"] == ([0, 1, 2], [e["acc"] for e in events if e["type"] == "eval"])
-            assert acc.series["T0"] == ([0, 1, 2], [row[0] for row in rows])
+            assert acc.series["A_t"] == ([1, 2, 3], [e["acc"] for e in events if e["type"] == "eval"])
+            assert acc.series["T1"] == ([1, 2, 3], [row[0] for row in rows])
+            assert f"SG-AKT relevance · task {relevance['task'] + 1}" in str(screen.query_one("#relevance-map").border_title)
+            assert f"SE-VPR affinity · task {affinity['task'] + 1}" in str(screen.query_one("#affinity-map").border_title)
             losses = screen.query_one("#loss-chart", LineChart)
             assert set(losses.series) == loss_names
             assert len(losses.series["total"][0]) == sum(e["type"] == "step" for e in events)
@@ -113,7 +116,7 @@ def test_appended_events_reach_the_panels(home, engine_runs):
             await wait_for(pilot, lambda: len(matrix.cells) == 1, what="task 0's row")
             assert "running" in text(app, "#run-header") and "task 1/3" in text(app, "#run-header")
             first = last_of(events_of(run_dir), "eval")
-            assert text(app, "#summary").startswith(f"after task 0:  A_0 {first['acc']:.1f}  ·  Avg {first['acc']:.1f}")
+            assert text(app, "#summary").startswith(f"after task 1:  A_1 {first['acc']:.1f}  ·  Avg {first['acc']:.1f}")
 
             append_events(run_dir, trained)
             await wait_for(pilot, lambda: "task 2/3" in text(app, "#run-header"), what="task 1 in the header")
@@ -207,7 +210,7 @@ def test_panels_follow_a_real_engine_run(home, engine_runs, monkeypatch):
             assert relevance_map.cells == [[f"{v:.2f}" for v in row] for row in relevance["values"]]
             assert screen.query_one("#utility", BarList).items == list(zip(pool_columns(relevance["cols"]),
                                                                           relevance["utility"]))
-            assert f"task {relevance['task']}" in str(relevance_map.border_title)
+            assert f"task {relevance['task'] + 1}" in str(relevance_map.border_title)
             header = text(app, "#run-header")
             assert "finished" in header and "task 3/3" in header and "epoch 20/20" in header
             final = last_of(events, "run_finished")

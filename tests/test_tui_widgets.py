@@ -52,7 +52,7 @@ def test_thin_keeps_the_budget_and_the_mean():
 
 def test_forgetting_per_task_uses_the_newest_row():
     matrix = [[90.0, None, None], [85.0, 89.0, None], [None, None, None]]
-    assert forgetting_per_task(matrix) == [("T0", 5.0)]
+    assert forgetting_per_task(matrix) == [("T1", 5.0)]
     assert forgetting_per_task([[None]]) == []
 
 

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 
-from seca_tui import export
+from seca_tui import export, tasks
 from seca_tui.messages import CompareLoaded
 from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import Store
@@ -76,7 +76,7 @@ class CompareScreen(StoreScreen):
         series = {}
         for name, run in zip(names, self.runs):
             rows = [r for r in run["task_rows"] if r.get("acc") is not None]
-            series[name] = ([r["task"] for r in rows], [r["acc"] for r in rows])
+            series[name] = ([tasks.number(r["task"]) for r in rows], [r["acc"] for r in rows])
         self.query_one("#compare-chart", LineChart).set_series(series)
 
         metrics = self.query_one("#metrics", DataTable)

@@ -6,7 +6,6 @@ and redraws only the panels whose data changed. Charts throttle themselves (see 
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from seca_tui import launcher, metrics, queue
+from seca_tui import launcher, metrics, queue, tasks
 from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
@@ -54,12 +53,6 @@ class LogFollower:
         return data[:end].decode("utf-8", errors="replace").splitlines()
 
 
-def task_label(label: str) -> str:
-    """A pool label as the accuracy matrix names tasks: "task 3" → "T3" (both 0-based); others as they are."""
-    match = re.fullmatch(r"task (\d+)", str(label))
-    return f"T{match.group(1)}" if match else str(label)
-
-
 def summary(run: dict, task_rows: list[dict]) -> Text:
     """The run's metrics in one line: Last, Avg, forgetting and BWT once it has finished, else the same
     so far (after the newest evaluated task)."""
@@ -68,7 +61,8 @@ def summary(run: dict, task_rows: list[dict]) -> Text:
                             ("Forgetting", run.get("forgetting")), ("BWT", run.get("bwt"))]
     elif task_rows:
         row = task_rows[-1]
-        head, values = f"after task {row['task']}:  ", [(f"A_{row['task']}", row.get("acc")), ("Avg", row.get("avg_acc")),
+        n = tasks.number(row["task"])
+        head, values = f"after task {n}:  ", [(f"A_{n}", row.get("acc")), ("Avg", row.get("avg_acc")),
                                                        ("Forgetting", row.get("forgetting")), ("BWT", row.get("bwt"))]
     else:
         return Text("no task evaluated yet", style="dim")
@@ -83,7 +77,7 @@ def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, flo
     """Labelled forgetting of each old task after the newest evaluated row (the square store matrix
     pads rows with None: keep each evaluated row's first t + 1 entries)."""
     rows = [row[: t + 1] for t, row in enumerate(row for row in matrix if row and row[0] is not None)]
-    return [(f"T{i}", drop) for i, drop in enumerate(metrics.forgetting_per_task(rows))]
+    return [(tasks.label(i), drop) for i, drop in enumerate(metrics.forgetting_per_task(rows))]
 
 
 class LiveScreen(StoreScreen):
@@ -137,7 +131,7 @@ class LiveScreen(StoreScreen):
                 with ScrollableContainer(classes="heatmap-box"):
                     yield Heatmap(fmt="{:.2f}", id="affinity-map")
             with TabPane("4 Losses", id="losses"):
-                yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 2)", id="loss-chart")
+                yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 3)", id="loss-chart")
             with TabPane("5 Log", id="log"):
                 yield Log(max_lines=2000, id="engine-log")
         yield Footer()
@@ -212,17 +206,17 @@ class LiveScreen(StoreScreen):
 
     def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:
         evaluated = [t for t, row in enumerate(matrix) if row and row[0] is not None]
-        labels = [f"T{i}" for i in range(len(matrix))]
+        labels = [tasks.label(i) for i in range(len(matrix))]
         heatmap = self.query_one("#matrix", Heatmap)
         heatmap.fmt = "{:.1f}" if len(matrix) <= PER_TASK_CURVES else "{:.0f}"  # keeps 20 tasks narrow
         heatmap.set_data(labels[: len(evaluated)], labels, matrix[: len(evaluated)],
                          caption="row t: after task t · column i: task i")
         rows = [r for r in task_rows if r.get("acc") is not None]
-        series = {"A_t": ([r["task"] for r in rows], [r["acc"] for r in rows])}
+        series = {"A_t": ([tasks.number(r["task"]) for r in rows], [r["acc"] for r in rows])}
         if len(matrix) <= PER_TASK_CURVES:
             for i in range(len(matrix)):
                 points = [(t, matrix[t][i]) for t in evaluated if matrix[t][i] is not None]
-                series[f"T{i}"] = ([t for t, _ in points], [a for _, a in points])
+                series[tasks.label(i)] = ([tasks.number(t) for t, _ in points], [a for _, a in points])
         self.query_one("#acc-chart", LineChart).set_series(series)
         bars = self.query_one("#forgetting", BarList)
         bars.set_items(forgetting_per_task(matrix))
@@ -234,17 +228,17 @@ class LiveScreen(StoreScreen):
         rel, pool = self.model.relevance, self.model.pool
         if rel is not None:
             heatmap = self.query_one("#relevance-map", Heatmap)
-            cols = [task_label(c) for c in rel.get("cols") or []]
+            cols = [tasks.pool_label(c) for c in rel.get("cols") or []]
             heatmap.set_data(rel.get("rows") or [], cols, rel.get("values") or [],
                              caption="row: a class of the new task · column Tn: the adapters saved after task n")
-            heatmap.border_title = f"SG-AKT relevance · task {rel.get('task')}"
+            heatmap.border_title = f"SG-AKT relevance · task {tasks.number(rel['task'])}"
             self.query_one("#utility", BarList).set_items(list(zip(cols, rel.get("utility") or [])))
         if pool is not None:
             pruned = pool.get("pruned")
-            kept = [task_label(c) for c in pool.get("kept") or []]
+            kept = [tasks.pool_label(c) for c in pool.get("kept") or []]
             self.query_one("#pool", Static).update(
-                f"pool after task {pool.get('task')}: {', '.join(kept) or '(empty)'}"
-                + (f"  ·  pruned: {task_label(pruned)}" if pruned else "")
+                f"pool after task {tasks.number(pool['task'])}: {', '.join(kept) or '(empty)'}"
+                + (f"  ·  pruned: {tasks.pool_label(pruned)}" if pruned else "")
             )
 
     def _show_affinity(self) -> None:
@@ -253,7 +247,7 @@ class LiveScreen(StoreScreen):
         heatmap = self.query_one("#affinity-map", Heatmap)
         heatmap.set_data([f"{i} {name}" for i, name in enumerate(labels)], [str(i) for i in range(len(labels))],
                          aff.get("values") or [], caption=f"{len(labels)} classes · columns by row number")
-        heatmap.border_title = f"SE-VPR affinity · task {aff.get('task')}"
+        heatmap.border_title = f"SE-VPR affinity · task {tasks.number(aff.get('task', 0))}"
 
     def _affinity_size(self) -> tuple[int, int] | None:
         """The room for the affinity grid: the screen less the header, the tabs, the footer, the panel's

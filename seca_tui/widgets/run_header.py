@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from seca_tui import tasks
+
 STATUS_STYLE = {"running": "bold green", "finished": "bold", "failed": "bold red", "lost": "bold yellow",
                 "stopped": "bold magenta", "queued": "bold cyan", "cancelled": "dim"}
 
@@ -28,7 +30,7 @@ class RunHeader(Static):
     ) -> None:
         parts: list[tuple[str, str]] = [(name, "bold"), (f"● {status}", STATUS_STYLE.get(status, "bold"))]
         if task is not None:
-            parts.append((f"task {task + 1}/{n_tasks or '?'}", ""))
+            parts.append((f"task {tasks.number(task)}/{n_tasks or '?'}", ""))
         if epoch is not None and epochs:
             parts.append((f"epoch {epoch + 1}/{epochs}", ""))
         if eta is not None:
