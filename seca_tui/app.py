@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from textual.app import App, SystemCommand
+from textual.markup import escape
 from textual.screen import Screen
 
 from seca_tui.messages import StoreFailed
@@ -33,6 +34,12 @@ class SecaApp(App):
     def browser(self) -> RunsScreen:
         """The runs browser, always at the bottom of the screen stack."""
         return self.screen_stack[0]  # type: ignore[return-value]
+
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        """Every notification is plain text: they quote run names, tags, paths and errors, the user's text,
+        in which ``[trial-3]`` or ``[/b]`` would be read as markup (and crash the app). Widget.notify
+        passes ``markup=True`` on, so the flag is not taken from callers."""
+        super().notify(message, markup=False, **kwargs)
 
     def on_store_failed(self, message: StoreFailed) -> None:
         self.notify(message.text, severity="error", timeout=6)
@@ -58,6 +65,6 @@ class SecaApp(App):
         yield SystemCommand("Show or hide archived runs", "Toggle archived runs in the browser",
                             browser.action_toggle_archived)
         for run in browser.table.runs:  # found by typing, not listed on an empty search
-            name = run.get("name") or run["run_id"]
-            yield SystemCommand(f"Open run {name}", f"{run.get('status')} · {run.get('method')} · {run['run_id']}",
+            name = escape(run.get("name") or run["run_id"])  # the palette reads titles as markup
+            yield SystemCommand(f"Open run {name}", escape(f"{run.get('status')} · {run.get('method')} · {run['run_id']}"),
                                 partial(self.open_run, run["run_id"]), discover=False)

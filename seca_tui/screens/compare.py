@@ -82,16 +82,18 @@ class CompareScreen(StoreScreen):
         metrics = self.query_one("#metrics", DataTable)
         metrics.clear()
         for name, run in zip(names, self.runs):
-            metrics.add_row(name, run.get("status") or "", run.get("method") or "", run.get("dataset") or "",
+            # Text cells: DataTable reads plain strings as markup, and names and values are the user's text
+            metrics.add_row(*(Text(v) for v in (name, run.get("status") or "", run.get("method") or "",
+                                                run.get("dataset") or "")),
                             Text(str(run.get("n_tasks") or ""), justify="right"),
                             *(Text(number(run.get(k)), justify="right") for k in ("last", "avg", "forgetting", "bwt")))
 
         diff = self.query_one("#config-diff", DataTable)
         diff.clear(columns=True)
-        diff.add_columns("key", *names)
+        diff.add_columns("key", *(Text(n) for n in names))
         rows = config_diff([run.get("config") or {} for run in self.runs])
         for key, values in rows:
-            diff.add_row(key, *values, key=key)
+            diff.add_row(Text(key), *map(Text, values), key=key)
         if not rows:
             diff.add_row("(the configs are identical)", *[""] * len(names))
 

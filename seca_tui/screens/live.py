@@ -236,10 +236,10 @@ class LiveScreen(StoreScreen):
         if pool is not None:
             pruned = pool.get("pruned")
             kept = [tasks.pool_label(c) for c in pool.get("kept") or []]
-            self.query_one("#pool", Static).update(
+            self.query_one("#pool", Static).update(Text(
                 f"pool after task {tasks.number(pool['task'])}: {', '.join(kept) or '(empty)'}"
                 + (f"  ·  pruned: {tasks.pool_label(pruned)}" if pruned else "")
-            )
+            ))
 
     def _show_affinity(self) -> None:
         aff = self.model.affinity or {}

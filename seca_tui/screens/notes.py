@@ -4,6 +4,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
@@ -25,7 +26,7 @@ class NotesScreen(ModalScreen[tuple[list[str], str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Tags and notes of [b]{self.run_name}[/b]")
+            yield Label(Content.assemble("Tags and notes of ", (self.run_name, "bold")))  # the name as typed
             yield Input(", ".join(self.tags), placeholder="tags, comma separated", id="tags")
             yield TextArea(self.notes, id="notes")
             with Horizontal(classes="buttons"):

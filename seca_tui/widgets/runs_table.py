@@ -132,18 +132,19 @@ class RunsTable(DataTable):
         name = run.get("name") or run["run_id"]
         if run.get("archived"):
             name = f"{name} (archived)"
+        # Every cell is Text: DataTable reads plain strings as markup, and names are the user's text.
         return (
-            "✓" if run["run_id"] in self.ticked else " ",
-            name[:28],
+            Text("✓" if run["run_id"] in self.ticked else " "),
+            Text(name[:28]),
             Text(status, style=STATUS_STYLE.get(status, "")),
             device(run),
-            run.get("method") or "",
-            run.get("dataset") or "",
+            Text(run.get("method") or ""),
+            Text(run.get("dataset") or ""),
             Text(str(run.get("n_tasks") or ""), justify="right"),
             Text(number(run.get("last")), justify="right"),
             Text(number(run.get("avg")), justify="right"),
             Text(number(run.get("forgetting")), justify="right"),
-            when(run.get("created")),
+            Text(when(run.get("created"))),
         )
 
     def select(self, run_id: str) -> None:
@@ -182,5 +183,5 @@ class RunsTable(DataTable):
         if run_id is None:
             return
         self.ticked ^= {run_id}
-        self.update_cell(run_id, "ticked", "✓" if run_id in self.ticked else " ")
+        self.update_cell(run_id, "ticked", Text("✓" if run_id in self.ticked else " "))
         self.post_message(self.TicksChanged(frozenset(self.ticked)))
