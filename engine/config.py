@@ -70,6 +70,9 @@ class ModelConfig:
     prompt_init_std: float = _range(0.02, 0.0)
     prompt_init: str = ""  # "": N(0, std²) as in the method; a phrase: start each prompt from its words (CoOp's ctx_init)
     zeroshot_template: str = "a good photo of a {}."
+    # auto: what the weights need (QuickGELU for OpenAI's; engine/model/weights.py); the run's
+    # config.yaml records the resolved true/false
+    quick_gelu: str = _choice("auto", "true", "false", default="auto")
     logit_scale: float = _range(0.0, 0.0)  # 0: CLIP's own exp(logit_scale), ~100 for OpenAI weights
 
 
@@ -200,7 +203,9 @@ def _coerce(key: str, value: Any, tp: Any, f: dataclasses.Field) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise bad("a finite number")
     elif tp is str:
-        if not isinstance(value, str):
+        if isinstance(value, bool) and "true" in (f.metadata.get("choices") or ()):
+            value = "true" if value else "false"  # YAML reads `quick_gelu: true` as a boolean
+        elif not isinstance(value, str):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)  # a YAML scalar like `trial_name: 1`
             else:

@@ -23,7 +23,7 @@ import open_clip
 import torch
 
 from engine import checkpoint, distributed, metrics
-from engine.config import Config, ConfigError, to_dict
+from engine.config import Config, ConfigError, dump, to_dict
 from engine.data.loader import Preprocess, TaskImages, batches, decode
 from engine.data.registry import load_source
 from engine.data.scenario import TaskPlan, build_plan
@@ -87,6 +87,8 @@ class Trainer:
         self.plan: TaskPlan = build_plan(cfg.scenario, self.source.class_names)
         torch.manual_seed(cfg.train.seed)  # a randomly initialised CLIP (pretrained: none) is the same on resume
         self.clip = load_clip(cfg.model, self.device)
+        # `auto` is recorded as what it resolved to, so config.yaml and run_started say which activation ran
+        cfg.model.quick_gelu = "true" if self.clip.weights.quick_gelu else "false"
         self.clip_digest = clip_digest(self.clip.model)
         self.learner = build_learner(cfg, self.clip, self.plan, self.device, d)
         self.preprocess = Preprocess(self.clip.preprocess)
@@ -120,6 +122,10 @@ class Trainer:
 
     def start(self, resume: bool) -> Progress:
         progress = self.restore() if resume else Progress()
+        if self.dist.main:
+            tmp = self.run_dir / "config.yaml.tmp"
+            tmp.write_text(dump(self.cfg))
+            os.replace(tmp, self.run_dir / "config.yaml")
         # a resumed run announces itself again (resumed: true), so readers see it running at once
         self.events.emit(
             "run_started",
@@ -129,12 +135,15 @@ class Trainer:
             config=to_dict(self.cfg),
             env={"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
                  "device": str(self.device), "host": platform.node(), "pid": os.getpid(), "git": _git_commit(),
-                 "clip_sha256": self.clip_digest},
+                 "clip_sha256": self.clip_digest, "activation": self.clip.activation,
+                 "activation_from": self.clip.weights.reason},
             dataset={"name": self.source.name, "classes": len(self.source.class_names),
                      "train": len(self.source.train), "test": len(self.source.test), "files": self.write_run_files()},
             class_names=self.plan.class_names,
             tasks=self.plan.tasks,
         )
+        if self.clip.weights.warning:
+            self.events.emit("log", level="warning", message=self.clip.weights.warning)
         return progress
 
     def restore(self) -> Progress:

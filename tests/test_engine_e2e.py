@@ -7,6 +7,7 @@ import signal
 
 import pytest
 import torch
+import yaml
 
 from engine import metrics
 from engine.config import ModelConfig
@@ -47,6 +48,16 @@ def test_event_stream_in_order(full_run):
     for e in evs:
         if e["type"] == "checkpoint":
             assert (run_dir / e["path"]).is_file() and len(e["sha256"]) == 64
+
+
+def test_the_resolved_activation_is_recorded(full_run):
+    """model.quick_gelu: auto resolves (seca-tiny's config says QuickGELU) and config.yaml and the
+    run_started event record what ran, so a resume or a reader never has to guess."""
+    run_dir, evs = full_run
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["quick_gelu"] == "true"
+    started = evs[0]
+    assert started["config"]["model"]["quick_gelu"] == "true"
+    assert started["env"]["activation"] == "QuickGELU" and "seca-tiny" in started["env"]["activation_from"]
 
 
 def test_metrics_agree_with_eval_events(full_run):

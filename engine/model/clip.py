@@ -6,76 +6,39 @@
 """
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ConfigError, ModelConfig
 from engine.model.adapters import AdapterSet
+from engine.model.weights import ModelLoadError, Weights, activation_kwargs, locate, open_clip_module
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-open_clip.add_model_config(CONFIG_DIR)  # the package's own small configs (tests, the shapes world)
+open_clip_module()  # registers the package's own model configs for every importer of this module
 
 PLACEHOLDER = "X"
 
 
-class ModelLoadError(ConfigError):
-    """The model or its weights cannot be loaded; the message says how to provide them."""
-
-
-def _hub_reachable(timeout: float = 1.0) -> bool:
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def resolve_pretrained(tag: str) -> str | None:
-    """A checkpoint path (absolute, relative, or a file shipped in the package), a tag, or None."""
-    if tag in ("", "none"):
-        return None
-    shipped = WEIGHTS_DIR / tag
-    if shipped.is_file():
-        return str(shipped)
-    return tag
-
-
 def load_clip(cfg: ModelConfig, device: torch.device) -> "Clip":
-    """Create the open_clip model with its eval preprocessing, frozen, on ``device``."""
-    if cfg.name not in open_clip.list_models():
-        raise ModelLoadError(f"Model '{cfg.name}' is not an open_clip model name; see open_clip.list_models().")
-    pretrained = resolve_pretrained(cfg.pretrained)
-    is_file = pretrained is not None and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")))
-    if is_file and not Path(pretrained).is_file():
-        raise ModelLoadError(f"Checkpoint file '{pretrained}' for model.pretrained does not exist.")
-    if pretrained and not is_file:
-        tags = [t for m, t in open_clip.list_pretrained() if m == cfg.name]
-        if pretrained not in tags:
-            raise ModelLoadError(
-                f"Model '{cfg.name}' has no pretrained tag '{pretrained}'; known tags: {', '.join(tags) or 'none'}."
-            )
-        if not _hub_reachable():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # a cached file still loads; a missing one fails at once
+    """Create the open_clip model with its eval preprocessing, frozen, on ``device``, with the
+    activation its weights need (:func:`engine.model.weights.locate`)."""
+    w = locate(cfg)
+    oc = open_clip_module()
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(cfg.name, pretrained=pretrained, device=device)
-    except Exception as e:  # open_clip/torch raise many types for a bad file or a missing download
-        if is_file:
-            raise ModelLoadError(f"Checkpoint '{pretrained}' cannot be loaded into {cfg.name}: {str(e).splitlines()[0]}") from None
+        model, _, preprocess = oc.create_model_and_transforms(
+            cfg.name, pretrained=w.pretrained, device=device, **activation_kwargs(w), **(w.preprocess or {}))
+    except Exception as e:  # open_clip/torch raise many types for a bad file or a failed download
+        if w.is_file:
+            raise ModelLoadError(f"Checkpoint '{w.pretrained}' cannot be loaded into {cfg.name}: {str(e).splitlines()[0]}") from None
         raise ModelLoadError(
-            f"Weights '{pretrained}' for {cfg.name} are not in the local cache and cannot be downloaded here; "
-            f"download the checkpoint on a machine with internet (open_clip caches it under ~/.cache/huggingface) "
-            f"or pass the file with --set model.pretrained=/path/to/checkpoint.pt."
+            f"Weights '{cfg.pretrained}' for {cfg.name} could not be downloaded ({str(e).splitlines()[0]}); "
+            f"download the checkpoint on a machine with internet or pass the file with "
+            f"--set model.pretrained=/path/to/checkpoint.pt."
         ) from None
     model.eval().requires_grad_(False)
-    return Clip(model, preprocess, open_clip.get_tokenizer(cfg.name), device)
+    return Clip(model, preprocess, oc.get_tokenizer(cfg.name), device, w)
 
 
 @dataclass
@@ -84,6 +47,11 @@ class Clip:
     preprocess: object  # CLIP's own eval transform: resize, centre crop, normalise
     tokenizer: object
     device: torch.device
+    weights: Weights
+
+    @property
+    def activation(self) -> str:
+        return "QuickGELU" if self.weights.quick_gelu else "GELU"
 
     @property
     def visual(self) -> nn.Module:
@@ -142,8 +110,9 @@ class Clip:
         return F.normalize(self.model.encode_text(self.tokenize(texts)), dim=-1)
 
     def prompt_tokens(self, class_names: list[str], length: int) -> torch.Tensor:
-        """Tokens of ``"X X … X {name}."``; the ``length`` placeholders follow the start token."""
-        return self.tokenize([" ".join([PLACEHOLDER] * length) + f" {name}." for name in class_names])
+        """Tokens of ``"X X … X {name}"``, no trailing period as in the authors' code (seca-method.md §2);
+        the ``length`` placeholders follow the start token."""
+        return self.tokenize([" ".join([PLACEHOLDER] * length) + f" {name}" for name in class_names])
 
     def encode_prompted(self, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Normalised t_k = text_encoder(P, name_k): ``prompt`` (L × text width) replaces the placeholders."""
@@ -164,7 +133,7 @@ class Clip:
 
     def context_embedding(self, phrase: str, length: int) -> torch.Tensor:
         """The token embeddings of ``phrase``, left-padded with placeholders to ``length``: a prompt
-        that starts as ``"X X X a good photo of a {name}."`` reads like CLIP's own templates."""
+        that starts as ``"X X X a good photo of a {name}"`` reads like CLIP's own templates."""
         tokens = self.tokenize([phrase])[0]
         words = tokens[1 : int(tokens.argmax())]
         if len(words) > length:
