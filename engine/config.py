@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,9 @@ class SecaConfig:
     replay_per_class: int = _range(10, 1)
     covariance_eps: float = _range(1e-4, 0.0)
     cache_teacher_features: bool = True
+    # the authors' code runs the pool snapshots (every step) and SECA++'s statistics pass with the
+    # adapters' dropout on; false (default) runs them with dropout off, which lets the pool features be cached
+    authors_dropout: bool = False
 
 
 METHODS = ("zeroshot", "hpeft", "seca", "seca++")
@@ -185,6 +189,9 @@ def _unknown_key(key: str, valid: list[str]) -> ConfigError:
 # ----------------------------------------------------------------------------------------- values
 
 
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # 1e-3, 5E-4, .5, 2.
+
+
 def _coerce(key: str, value: Any, tp: Any, f: dataclasses.Field) -> Any:
     """Check ``value`` against the field's type and limits; return it in the field's type."""
     def bad(allowed: str) -> ConfigError:
@@ -197,6 +204,8 @@ def _coerce(key: str, value: Any, tp: Any, f: dataclasses.Field) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
     elif tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 and 5E-4 (no dot, or no exponent sign) as strings
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         value = float(value)

@@ -65,3 +65,35 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config.dump(cfg))
     assert config.load(str(path)) == cfg
+
+
+def float_keys() -> list[str]:
+    """Every float config key whose range admits 0.5."""
+    return [key for key, (tp, f) in config.all_keys().items() if tp is float
+            and (f.metadata.get("min") is None or f.metadata["min"] <= 0.5)
+            and (f.metadata.get("max") is None or f.metadata["max"] >= 0.5)]
+
+
+@pytest.mark.parametrize("text", ["5E-1", "5e-1", ".5", "0.5", "50e-2"])
+def test_every_float_key_reads_exponents_and_bare_decimals(text, tmp_path):
+    """YAML 1.1 reads 1e-3 and 5E-4 as strings; a float key takes them in --set and in a preset file."""
+    keys = float_keys()
+    assert "train.lr" in keys and len(keys) > 5
+    cfg = config.load("tiny", [f"{key}={text}" for key in keys])
+    preset = tmp_path / "p.yaml"
+    sections: dict[str, list[str]] = {}
+    for key in keys:
+        section, leaf = key.split(".")
+        sections.setdefault(section, []).append(f"  {leaf}: {text}")
+    preset.write_text("extends: tiny\n" + "".join(f"{s}:\n" + "\n".join(lines) + "\n" for s, lines in sections.items()))
+    from_file = config.load(str(preset))
+    for key in keys:
+        section, leaf = key.split(".")
+        assert getattr(getattr(cfg, section), leaf) == 0.5 and getattr(getattr(from_file, section), leaf) == 0.5
+    assert config.load("tiny", ["train.lr=1e-3"]).train.lr == 1e-3
+
+
+@pytest.mark.parametrize("text", ["1e", "e-3", "1.2.3", "nan", "inf", "1e-3x"])
+def test_a_float_key_still_refuses_what_is_not_a_number(text):
+    with pytest.raises(ConfigError, match=r"'train.lr' has value .*, but it must be a (finite )?number\.$"):
+        config.load("tiny", [f"train.lr={text}"])
