@@ -18,9 +18,8 @@ from engine.distributed import Dist
 from engine.model.adapters import AdapterSet
 from engine.model.clip import Clip
 from engine.seca.aggregator import Aggregator
-from engine.seca.classifier import expand_linear_head, hybrid_scores, logits, text_scores
+from engine.seca.classifier import cosine_logits, hybrid_scores, logits, new_linear_head, text_scores
 from engine.seca.distill import kd_loss, kd_weight, mean_pool_feature
-from engine.seca.losses import current_task_ce
 from engine.seca.pool import AdapterPool
 from engine.seca.prototypes import PrototypeBank, class_means
 from engine.seca.refine import RefinementModule, reg_loss
@@ -97,13 +96,18 @@ class SecaLearner(nn.Module):
     def _prompted(self, i: int, upto: int) -> torch.Tensor:
         return self.clip.encode_prompted(self.prompts[i], self.tokens[:upto])
 
-    def _visual_pass(self, loader, adapters: AdapterSet | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(unnormalised features, labels) of a task's training images with ``adapters`` (None: frozen CLIP), no grad."""
+    def _visual_pass(self, loader, adapters: AdapterSet | None, dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unnormalised features, labels) of a task's training images with ``adapters`` (None: frozen
+        CLIP), no grad; ``dropout``: with the adapters' dropout active, as the authors' code runs it."""
         feats, labels = [], []
+        if adapters is not None:
+            adapters.train(dropout)
         with torch.no_grad():
             for x, y, _ in loader:
                 feats.append(self.clip.encode_image(x.to(self.device), adapters))
                 labels.append(y.to(self.device))
+        if adapters is not None:
+            adapters.train(self.training)
         return torch.cat(feats).float(), torch.cat(labels)
 
     # --------------------------------------------------------------------------- begin
@@ -124,12 +128,12 @@ class SecaLearner(nn.Module):
                 self.old_text = torch.stack([self.clip.encode_prompted(self.prompts[i], self.tokens[self.offset : self.seen])
                                              for i in range(task)])
         if self.s_cfg.classifier == "linear":
-            self.head = expand_linear_head(self.head, self.clip.embed_dim, len(self.cur)).to(self.device)
+            self.head = new_linear_head(self.clip.embed_dim, len(self.cur)).to(self.device)
         if self.sevpr or self.s_cfg.classifier == "centroid_frozen":
             feats, labels = self._visual_pass(loader, None)
             self.coarse.append(self.cur, class_means(feats, labels, self.cur))
         self.teacher_cache = None
-        if task and self.s_cfg.kd != "none" and self.s_cfg.cache_teacher_features:
+        if task and self.s_cfg.kd != "none" and self.s_cfg.cache_teacher_features and not self.s_cfg.authors_dropout:
             self.teacher_cache = self._teacher_inputs_for_loader(loader, len(loader.dataset))
         if self.pool is not None:
             self.pool.reset_utility()
@@ -138,11 +142,18 @@ class SecaLearner(nn.Module):
 
     def _teacher_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """What the teacher is built from, per image: the pool's normalised CLS tokens [B, P, width],
-        or frozen CLIP's normalised feature [B, 1, D] for ``kd: clip``. Dropout is off (eval snapshots)."""
+        or frozen CLIP's normalised feature [B, 1, D] for ``kd: clip``. The snapshots' dropout is off
+        (the cacheable default) or, with ``seca.authors_dropout``, on while training as in the authors' code."""
         with torch.no_grad():
             if self.s_cfg.kd == "clip":
                 return F.normalize(self.clip.encode_image(x), dim=-1).unsqueeze(1).float()
-            return torch.stack([F.normalize(self.clip.image_tokens(x, p), dim=-1) for p in self.pool.members], 1).float()
+            dropout = self.s_cfg.authors_dropout and self.training
+            tokens = []
+            for p in self.pool.members:
+                p.train(dropout)
+                tokens.append(F.normalize(self.clip.image_tokens(x, p), dim=-1))
+                p.eval()
+            return torch.stack(tokens, 1).float()
 
     def _teacher_inputs_for_loader(self, loader, n: int) -> torch.Tensor:
         """Each training image's teacher inputs, once per task: no augmentation and frozen snapshots
@@ -193,7 +204,7 @@ class SecaLearner(nn.Module):
             if self.task:
                 out["reg"] = reg_loss(self.bank.vectors[: self.offset], refined[: self.offset])
         if self.head is not None:
-            out["ce_linear"] = current_task_ce(self.head(f), labels, self.offset)
+            out["ce_linear"] = F.cross_entropy(cosine_logits(f, self.head.weight, self.scale), y)
         if self.task and s_cfg.kd != "none":
             out.update(self._distillation(images, f, labels, text[labels - lo], t_cur, positions))
         if self.task and self.gauss is not None:
@@ -252,8 +263,11 @@ class SecaLearner(nn.Module):
                 refined, affinity = self.refiner(text, self.coarse.vectors[: self.seen])
                 self.bank.store_refined(range(self.seen), refined, "replace" if self.gauss is not None else "append")
                 events.append(("affinity", {"task": task, "labels": names[: self.seen], "values": affinity.tolist()}))
+            if self.head is not None:  # the linear ablation's rows, normalised, stored and frozen
+                self.bank.append(self.cur, F.normalize(self.head.weight, dim=-1))
+                self.head = None
             if self.s_cfg.classifier == "centroid_adapted" or self.gauss is not None:
-                feats, labels = self._visual_pass(loader, self.adapters)
+                feats, labels = self._visual_pass(loader, self.adapters, self.s_cfg.authors_dropout)
                 if self.gauss is not None:
                     self.gauss.add(self.cur, feats.double(), labels)
                 if self.s_cfg.classifier == "centroid_adapted":
@@ -279,17 +293,15 @@ class SecaLearner(nn.Module):
             self.eval_text = torch.stack([self._prompted(i, self.seen) for i in range(task + 1)])
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
-        """Scores over all seen classes (seca-method.md §6). ``text``: P_T alone; ``linear``: the head's
-        logits; the others are the hybrid fusion·P_T + (1 − fusion)·P_V with, as prototypes, frozen-CLIP class
-        means (``centroid_frozen``), adapted class means (``centroid_adapted``) or the refined ĉ
-        (``sevpr_hybrid``). The hybrid subtracts each sample's own max, not the batch's (documented
-        deviation: a prediction never depends on its batch)."""
+        """Scores over all seen classes (seca-method.md §6). ``text``: P_T alone; the others are the
+        hybrid fusion·P_T + (1 − fusion)·P_V with, as prototypes, frozen-CLIP class means
+        (``centroid_frozen``), adapted class means (``centroid_adapted``), the linear heads' stored
+        normalised rows (``linear``) or the refined ĉ (``sevpr_hybrid``). The hybrid subtracts each
+        sample's own max, not the batch's (documented deviation: a prediction never depends on its batch)."""
         f = F.normalize(self.clip.encode_image(images, self.adapters), dim=-1)
         c, k = self.s_cfg, self.s_cfg.infer_scale
         if c.classifier == "text":
             return text_scores(f, self.eval_text, k)
-        if c.classifier == "linear":
-            return self.head(f)[:, : self.seen]
         protos = self.coarse.vectors if c.classifier == "centroid_frozen" else self.bank.vectors
         return hybrid_scores(f, self.eval_text, protos[: self.seen], k, c.fusion)
 
@@ -301,7 +313,6 @@ class SecaLearner(nn.Module):
             "prompts": [p.detach().cpu() for p in self.prompts],
             "aggregator": self.aggregator.state_dict() if self.aggregator else None,
             "refiner": self.refiner.state_dict() if self.refiner else None,
-            "head": self.head.state_dict() if self.head else None,
             "pool": self.pool.state_dict() if self.pool else None,
             "coarse": self.coarse.state_dict(),
             "bank": self.bank.state_dict(),
@@ -314,10 +325,6 @@ class SecaLearner(nn.Module):
         for name in ("aggregator", "refiner"):
             if getattr(self, name) is not None:
                 getattr(self, name).load_state_dict(state[name])
-        if state["head"] is not None:
-            rows = state["head"]["weight"].shape[0]
-            self.head = expand_linear_head(None, self.clip.embed_dim, rows).to(self.device)
-            self.head.load_state_dict(state["head"])
         if self.pool is not None:
             self.pool.load_state_dict(state["pool"], lambda: self.adapters.snapshot())
         self.coarse.load_state_dict(state["coarse"], self.device)

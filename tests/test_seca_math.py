@@ -10,14 +10,12 @@ from engine.model.adapters import AdapterSet
 from engine.seca.aggregator import Aggregator, relevance_weights
 from engine.seca.classifier import (
     cosine_logits,
-    expand_linear_head,
     hybrid_scores,
     logits,
     text_scores,
     visual_scores,
 )
 from engine.seca.distill import kd_loss, kd_weight, mean_pool_feature
-from engine.seca.losses import current_task_ce
 from engine.seca.pool import AdapterPool
 from engine.seca.prototypes import PrototypeBank, class_means
 from engine.seca.refine import RefinementModule, affinity, reg_loss
@@ -254,9 +252,9 @@ def test_prototype_bank_appends_for_seca_and_replaces_for_seca_plus_plus():
 
 
 def _batch_max_hybrid(f, text_feats, protos, scale=20.0, fusion=0.5):
-    """The authors' reading: one maximum over the whole batch for each score."""
+    """The authors' code: one maximum over the whole batch for each score (over [B, s·K] for P_T)."""
     lt = scale * torch.einsum("bd,skd->sbk", f, text_feats)
-    p_t = (lt - lt.amax(dim=(1, 2), keepdim=True)).exp().mean(0)
+    p_t = (lt - lt.max()).exp().mean(0)
     lv = scale * f @ protos.T
     return fusion * p_t + (1 - fusion) * (lv - lv.max()).exp()
 
@@ -279,13 +277,38 @@ def test_logits_stay_float32_under_bf16_autocast():
 def test_text_and_visual_scores_hand_computed():
     f = torch.tensor([[1.0, 0.0]])
     text = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.6, 0.8]]])  # two prompts, two classes
-    # prompt 1: logits (20, 0) → (1, e^-20); prompt 2: logits (0, 12), its own max 12 → (e^-12, 1).
-    expected = torch.tensor([[(1 + math.exp(-12)) / 2, (math.exp(-20) + 1) / 2]])
+    # prompt 1: logits (20, 0); prompt 2: logits (0, 12); the sample's one maximum is 20 →
+    # prompt 1 (1, e^-20), prompt 2 (e^-20, e^-8).
+    expected = torch.tensor([[(1 + math.exp(-20)) / 2, (math.exp(-20) + math.exp(-8)) / 2]])
     torch.testing.assert_close(text_scores(f, text, 20.0), expected)
     protos = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
     torch.testing.assert_close(visual_scores(f, protos, 10.0), torch.tensor([[math.exp(-4), 1.0]]))
     both = hybrid_scores(f, text, protos, scale=10.0, fusion=0.25)
     torch.testing.assert_close(both, 0.25 * text_scores(f, text, 10.0) + 0.75 * visual_scores(f, protos, 10.0))
+
+
+def _per_prompt_max_text_scores(f, text, scale=20.0):
+    """The reading §6 rules out: each prompt's own maximum subtracted."""
+    scores = scale * f @ text.transpose(-1, -2)  # [s, B, K]
+    return (scores - scores.amax(dim=-1, keepdim=True)).exp().mean(0)
+
+
+def test_text_scores_subtract_one_maximum_per_sample_over_every_prompt_and_class():
+    """Two prompts, three classes: a confident prompt 1 says class 0, a weak prompt 2 leans to
+    class 1. A maximum per prompt lifts prompt 2's top class to 1 and makes class 2 win; the one
+    maximum per sample (§6) keeps prompt 2 as weak as it is and class 0 wins."""
+    f = torch.tensor([[1.0, 0.0]])
+    # logits at scale 20: prompt 1 (10, 0, 9), prompt 2 (0, 3, 2.9)
+    text = torch.tensor([[[0.5, 0.0], [0.0, 0.0], [0.45, 0.0]], [[0.0, 0.0], [0.15, 0.0], [0.145, 0.0]]])
+    ours = text_scores(f, text, 20.0)
+    e = math.exp
+    torch.testing.assert_close(ours, torch.tensor([[(1 + e(-10)) / 2, (e(-10) + e(-7)) / 2, (e(-1) + e(-7.1)) / 2]]))
+    assert ours.argmax().item() == 0
+    assert _per_prompt_max_text_scores(f, text).argmax().item() == 2  # the other reading predicts another class
+    # the same scores for the sample alone and inside any batch
+    for others in (torch.randn(4, 2), 5 * torch.randn(7, 2)):
+        batch = torch.cat([others[:2], f, others[2:]])
+        torch.testing.assert_close(text_scores(batch, text, 20.0)[2], ours[0])
 
 
 def test_hybrid_prediction_does_not_depend_on_the_batch():
@@ -307,24 +330,9 @@ def test_hybrid_prediction_does_not_depend_on_the_batch():
     torch.testing.assert_close(_batch_max_hybrid(x[None], text, protos), alone)  # alone, both agree
 
 
-def test_cosine_logits_and_linear_head_growth():
+def test_cosine_logits():
     f, w = torch.tensor([[3.0, 4.0]]), torch.tensor([[2.0, 0.0], [0.0, 5.0]])
     torch.testing.assert_close(cosine_logits(f, w, scale=10.0), torch.tensor([[6.0, 8.0]]))
-    head = expand_linear_head(None, 4, 3)
-    grown = expand_linear_head(head, 4, 2)
-    assert grown.out_features == 5
-    torch.testing.assert_close(grown.weight[:3], head.weight)
-    torch.testing.assert_close(grown.bias[:3], head.bias)
-
-
-# ------------------------------------------------------------------------------ §5 losses
-
-
-def test_current_task_ce_drops_old_columns():
-    logits, targets = torch.randn(4, 7), torch.tensor([3, 6, 4, 5])
-    expected = F.cross_entropy(logits[:, 3:], targets - 3)
-    torch.testing.assert_close(current_task_ce(logits, targets, 3), expected)
-    assert not torch.allclose(expected, F.cross_entropy(logits, targets))
 
 
 # ------------------------------------------------------------------------------ §7 replay

@@ -27,23 +27,21 @@ def cosine_logits(f: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) ->
     return logits(F.normalize(f, dim=-1), F.normalize(weights, dim=-1), scale)
 
 
-def _exp_own_max(scores: torch.Tensor) -> torch.Tensor:
-    """exp(l − max_k l) along the class dimension: the largest score of each row is exactly 1."""
-    return (scores - scores.amax(dim=-1, keepdim=True)).exp()
-
-
 def text_scores(f: torch.Tensor, text_feats: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
-    """P_T(k|x) = (1/s) Σ_i exp(scale·f·t_k^(i) − m_i(x)) (seca-method.md §6); also the `text` classifier.
+    """P_T(k|x) = (1/s) Σ_i exp(scale·f·t_k^(i) − m(x)) (seca-method.md §6); also the `text` classifier.
 
     f [B, D] normalised image features; text_feats [s, K, D] the seen classes under each of the s
-    task prompts. m_i(x) is the sample's own maximum over k for prompt i.
+    task prompts. m(x) is ONE number per sample: its maximum over every prompt and every class
+    together. (A maximum per prompt would lift each prompt's top class to 1 and change the ranking.)
     """
-    return _exp_own_max(logits(f, text_feats, scale)).mean(dim=0)  # logits [s, B, K]
+    scores = logits(f, text_feats, scale)  # [s, B, K]
+    return (scores - scores.amax(dim=(0, 2), keepdim=True)).exp().mean(dim=0)
 
 
 def visual_scores(f: torch.Tensor, protos: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
     """P_V(k|x) = exp(scale·f·ĉ_k − m'(x)) with m'(x) the sample's own maximum over k (seca-method.md §6)."""
-    return _exp_own_max(logits(f, protos, scale))
+    scores = logits(f, protos, scale)
+    return (scores - scores.amax(dim=-1, keepdim=True)).exp()
 
 
 def hybrid_scores(
@@ -56,17 +54,8 @@ def hybrid_scores(
     return fusion * text_scores(f, text_feats, scale) + (1 - fusion) * visual_scores(f, protos, scale)
 
 
-def expand_linear_head(head: nn.Linear | None, dim: int, new_classes: int) -> nn.Linear:
-    """The `linear` ablation's head grown by ``new_classes`` outputs, keeping the old rows.
-
-    A fresh nn.Linear(dim, K_old + new) initialised by PyTorch, with the old weights and biases
-    copied in; the learner trains it by CE on normalised features and scores with ``head(f)``.
-    """
-    old = 0 if head is None else head.out_features
-    grown = nn.Linear(dim, old + new_classes)
-    if head is not None:
-        grown = grown.to(head.weight.device)
-        with torch.no_grad():
-            grown.weight[:old] = head.weight
-            grown.bias[:old] = head.bias
-    return grown
+def new_linear_head(dim: int, classes: int) -> nn.Linear:
+    """The `linear` ablation's head for one task (seca-method.md §6): bias-free, PyTorch's default
+    init, trained by CE on cosine logits over the task's classes; at the end of the task its rows are
+    normalised and stored frozen, and the hybrid uses them in place of ĉ."""
+    return nn.Linear(dim, classes, bias=False)
