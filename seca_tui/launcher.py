@@ -196,6 +196,11 @@ def start(run_dir: str | Path, resume: bool = False, store: Store | None = None,
     run_dir = Path(run_dir).resolve()
     store = store or Store(run_dir.parents[1] / "runs.db")
     pid, devices = spawn(run_dir, resume, command)
+    if devices is None:  # started without the queue: record what it holds, so the queue counts it
+        from seca_tui import queue  # imports this module
+
+        train = ((store.run(run_dir.name) or {}).get("config") or {}).get("train") or {}
+        devices = queue.held_devices(str(train.get("device") or "auto"), read_launch(run_dir).get("gpus"))
     store.register(run_dir, status="running", pid=pid, host=HOST, finished=None, error=None,
                    stop_requested=None, device=",".join(devices) if devices else None)
     return pid

@@ -12,7 +12,8 @@ inside one ``BEGIN IMMEDIATE`` transaction, so two schedulers never start the sa
 fill one slot twice. Runs are started in the order they were queued; the first run that cannot
 start holds back the ones after it, so a run that needs two GPUs is not starved by one-GPU runs.
 Queues are per host: a scheduler starts only runs queued on its host, and counts only the runs
-that hold devices there.
+that hold devices there. A run started without the queue holds devices too (:func:`held_devices`,
+recorded when it starts), so the queue never puts a second run on a GPU a direct run uses.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from seca_tui import launcher
 from seca_tui.process import HOST, is_alive
 from seca_tui.store import FINAL, Store
 
-__all__ = ["devices", "per_gpu", "set_per_gpu", "submit", "resume", "schedule", "pending", "serve",
+__all__ = ["devices", "visible_devices", "held_devices", "per_gpu", "set_per_gpu", "submit", "resume", "schedule", "pending", "serve",
            "ensure_scheduler", "check_fits"]
 
 PER_GPU = "queue.per_gpu"
@@ -47,12 +48,19 @@ _cache: dict[str, tuple[float, list[str]]] = {}
 
 def devices() -> list[str]:
     """The devices the queue hands out, as ``CUDA_VISIBLE_DEVICES`` entries; ``["cpu"]`` without GPUs."""
-    for var in ("SECA_TUI_GPUS", "CUDA_VISIBLE_DEVICES"):
-        text = os.environ.get(var, "").strip()
-        if text:
-            found = [d.strip() for d in text.split(",") if d.strip()]
-            # CUDA_VISIBLE_DEVICES=-1 (or "") hides every GPU
-            return ["cpu"] if var == "CUDA_VISIBLE_DEVICES" and found[0].startswith("-") else found
+    text = os.environ.get("SECA_TUI_GPUS", "").strip()
+    if text:
+        return [d.strip() for d in text.split(",") if d.strip()]
+    return visible_devices()
+
+
+def visible_devices() -> list[str]:
+    """The GPUs a process started here sees, in CUDA's order: ``CUDA_VISIBLE_DEVICES``, else what
+    ``nvidia-smi -L`` lists; ``["cpu"]`` without GPUs."""
+    text = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if text:
+        found = [d.strip() for d in text.split(",") if d.strip()]
+        return ["cpu"] if found[0].startswith("-") else found  # CUDA_VISIBLE_DEVICES=-1 hides every GPU
     cached = _cache.get("nvidia-smi")
     if cached and time.monotonic() - cached[0] < DEVICE_CACHE_S:
         return list(cached[1])
@@ -96,6 +104,22 @@ def set_per_gpu(store: Store, value: int) -> None:
     if value < 1:
         raise ConfigError("--per-gpu needs at least 1 run per device.")
     store.set_setting(PER_GPU, value)
+
+
+def held_devices(train_device: str, gpus: int | list[int] | None) -> list[str]:
+    """The devices a run started without the queue holds, in the queue's terms: the CPU "device" for a
+    CPU run (or on a machine without GPUs), the listed GPUs of ``--gpus 0,1``, the GPU that
+    ``train.device=cuda:K`` names, else the first visible GPU per process (what CUDA gives a process
+    that does not choose)."""
+    visible = visible_devices()
+    if train_device == "cpu" or visible == ["cpu"]:
+        return ["cpu"]
+    if isinstance(gpus, list):
+        return [str(g) for g in gpus]
+    named = re.fullmatch(r"cuda:(\d+)", train_device)
+    if named:
+        return visible[int(named.group(1)):][:1]
+    return visible[: launcher.processes(gpus)]
 
 
 # ----------------------------------------------------------------------------------------- submit

@@ -245,6 +245,39 @@ def test_runs_started_at_once_are_not_the_queues(store, fake):
     assert store.run(handle.run_id)["status"] == "queued"
 
 
+def test_a_run_started_without_the_queue_holds_its_device(store, fake, monkeypatch):
+    """`seca-tui run` without --queue takes the first visible GPU (or the CPU): the queue counts it."""
+    fake(60)
+    monkeypatch.delenv("SECA_TUI_GPUS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    direct = launcher.create_run("tiny", ["train.device=auto"], store=store)
+    launcher.start(direct.run_dir, store=store)
+    assert store.run(direct.run_id)["device"] == "0"
+    first, second = submit(store), submit(store)
+    assert dict(queue.schedule(store)) == {first: ["1"]}  # not GPU 0, which the direct run uses
+    launcher.stop(first, store)
+    launcher.stop(direct.run_id, store)
+    launcher.cancel(second, store)
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # no GPU: a direct run holds the one CPU device
+    on_cpu = launcher.create_run("tiny", store=store)
+    launcher.start(on_cpu.run_dir, store=store)
+    assert store.run(on_cpu.run_id)["device"] == "cpu"
+    waiting = submit(store)
+    assert queue.schedule(store) == []
+    launcher.stop(on_cpu.run_id, store)
+    launcher.cancel(waiting, store)
+
+
+def test_held_devices_follow_what_the_engine_will_use(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    assert queue.held_devices("auto", None) == ["4"] and queue.held_devices("cuda", 2) == ["4", "5"]
+    assert queue.held_devices("cuda:1", None) == ["5"] and queue.held_devices("cpu", 2) == ["cpu"]
+    assert queue.held_devices("auto", [0, 2]) == ["0", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert queue.held_devices("auto", None) == ["cpu"]
+
+
 # ----------------------------------------------------------------------------------------- cancel
 
 
