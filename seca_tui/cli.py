@@ -546,4 +546,4 @@ def data_check(
 
 
 # Commands in their own modules register themselves on `app` when imported.
-from seca_tui.commands import importing as _importing, results as _results, sweep as _sweep  # noqa: E402,F401
+from seca_tui.commands import importing as _importing, plot as _plot, results as _results, sweep as _sweep  # noqa: E402,F401

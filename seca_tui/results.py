@@ -144,6 +144,41 @@ def sort_groups(groups: Sequence[Group], metric: str, descending: bool = True) -
     return sorted(have, key=lambda g: g.stats[metric].mean, reverse=descending) + rest
 
 
+@dataclass
+class Band:
+    """A curve over trials, per task index: mean, sample std (``None`` below two values), min, max,
+    and how many curves reach that task."""
+
+    mean: list[float]
+    std: list[float | None]
+    low: list[float]
+    high: list[float]
+    n: list[int]
+
+
+def band(curves: Sequence[Sequence[float | None]]) -> Band:
+    """The spread of several curves (A_t of each trial) task by task; a curve shorter than the
+    others (a run that ended early) counts where it reaches, a ``None`` point nowhere."""
+    out = Band([], [], [], [], [])
+    for t in range(max((len(c) for c in curves), default=0)):
+        xs = [c[t] for c in curves if t < len(c) and c[t] is not None]
+        if not xs:
+            break
+        s = stat(xs)
+        out.mean.append(s.mean)
+        out.std.append(s.std)
+        out.low.append(min(xs))
+        out.high.append(max(xs))
+        out.n.append(s.n)
+    return out
+
+
+def group_label(group: Group) -> str:
+    """What a legend calls a group: its method, then its other group-by values (``SECA, lr=0.01``)."""
+    rest = [f"{k.rsplit('.', 1)[-1]}={_plain(v)}" for k, v in group.key.items() if k != "method"]
+    return ", ".join([group.method, *rest])
+
+
 # ----------------------------------------------------------------------------------------- formats
 
 def mean_std(s: Stat, digits: int = 2, pm: str = "±") -> str:

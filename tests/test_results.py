@@ -241,7 +241,7 @@ def test_a_real_sweep_through_the_queue_groups_into_mean_and_std(home):
     one_sentence_error(cli("sweep", "tiny", "--grid", "seca.kd=none", "--name", "kd"), "sweep named 'kd' exists")
 
 
-@pytest.mark.parametrize("command", ["sweep", "results", "import"])
+@pytest.mark.parametrize("command", ["sweep", "results", "import", "plot"])
 def test_the_paper_commands_have_help(command, home):
     result = cli(command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
