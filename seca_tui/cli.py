@@ -405,7 +405,7 @@ def runs(
         typer.echo("No runs yet; start one with `seca-tui run`." if not status else f"No {status} runs.")
         return
     _table(["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
-           [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["method"] or "-", r["dataset"] or "-",
+           [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
              r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
             for r in found])
 
@@ -422,7 +422,7 @@ def show(
         _json({**run_record(run), "matrix": run["matrix"]})
         return
     pairs = [("run", run["run_id"]), ("name", run["name"]), ("status", run["status"]), ("device", run["device"]),
-             ("method", run["method"]), ("dataset", run["dataset"]), ("split", run["split"]),
+             ("method", run["variant"]), ("dataset", run["dataset"]), ("split", run["split"]),
              ("created", _when(run["created"])), ("finished", _when(run["finished"])),
              ("run dir", run["run_dir"]), ("tags", ", ".join(run["tags"])), ("notes", run["notes"]),
              ("error", run["error"])]
@@ -457,9 +457,10 @@ def compare(
     if as_json:
         _json({"runs": records, "acc": accs, "config_diff": differ})
         return
-    rows = [[field, *[_num(r[field]) if field in ("last", "avg", "forgetting", "bwt") else (r[field] or "-")
-                      for r in chosen]] for field in ("name", "status", "method", "dataset", "split",
-                                                      "last", "avg", "forgetting", "bwt")]
+    # the method row shows the variant: an ablation by its own name, not its method's
+    rows = [[field.replace("variant", "method"), *[_num(r[field]) if field in ("last", "avg", "forgetting", "bwt")
+                                                   else (r[field] or "-") for r in chosen]]
+            for field in ("name", "status", "variant", "dataset", "split", "last", "avg", "forgetting", "bwt")]
     longest = max(len(a) for a in accs.values())
     rows += [[f"A_{tasks.number(t)}", *[_num(accs[r][t]) if t < len(accs[r]) else "-" for r in run_ids]] for t in range(longest)]
     _table(["", *run_ids], rows)

@@ -26,14 +26,14 @@ from sqlite_utils import Database
 
 from engine import paths
 from engine.config import ConfigError
-from seca_tui import ingest
+from seca_tui import ingest, variant
 from seca_tui.ingest import IngestReport
 from seca_tui.process import is_alive, run_processes
 
 __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
-RUN_COLUMNS = ["run_id", "name", "status", "method", "dataset", "n_tasks", "last", "avg", "forgetting",
+RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",
                "bwt", "created", "finished"]
 # imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
 STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
@@ -157,8 +157,10 @@ def _loads(text: str | None, default: Any = None) -> Any:
 
 
 def _run_dict(row: dict) -> dict:
-    """A runs row as the API gives it: tags as a list, archived as a bool, no config text."""
+    """A runs row as the API gives it: tags as a list, archived as a bool, no config text, and the
+    ``variant`` (method or ablation) when the row was selected with ``variant.SWITCHES_SQL``."""
     out = {k: v for k, v in row.items() if k != "config"}
+    out["variant"] = variant.of_row(out)
     out["tags"] = _loads(row["tags"], [])
     out["archived"] = bool(row["archived"])
     return out
@@ -389,12 +391,12 @@ class Store:
             where.append("(" + " OR ".join(f"{c} LIKE ?" for c in
                                             ("run_id", "name", "tags", "notes", "method", "dataset")) + ")")
             args += [f"%{search}%"] * 6
-        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT *, {variant.SWITCHES_SQL} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         return [_run_dict(r) for r in self.db.query(sql + " ORDER BY created DESC, run_id DESC", args)]
 
     def run(self, run_id: str) -> dict | None:
         """One run with its ``config`` (dict) and ``matrix`` (rows of a_{t,i}), or ``None``."""
-        row = next(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]), None)
+        row = next(self.db.query(f"SELECT *, {variant.SWITCHES_SQL} FROM runs WHERE run_id = ?", [run_id]), None)
         if row is None:
             return None
         out = _run_dict(row)

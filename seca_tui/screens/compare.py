@@ -83,7 +83,7 @@ class CompareScreen(StoreScreen):
         metrics.clear()
         for name, run in zip(names, self.runs):
             # Text cells: DataTable reads plain strings as markup, and names and values are the user's text
-            metrics.add_row(*(Text(v) for v in (name, run.get("status") or "", run.get("method") or "",
+            metrics.add_row(*(Text(v) for v in (name, run.get("status") or "", run.get("variant") or run.get("method") or "",
                                                 run.get("dataset") or "")),
                             Text(str(run.get("n_tasks") or ""), justify="right"),
                             *(Text(number(run.get(k)), justify="right") for k in ("last", "avg", "forgetting", "bwt")))

@@ -14,7 +14,7 @@ from seca_tui.store import STATUSES
 from seca_tui.widgets.run_header import STATUS_STYLE
 
 # (header, key in the store's run dict); the first column holds the tick.
-COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("device", "device"), ("method", "method"),
+COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("device", "device"), ("method", "variant"),
            ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
            ("Forg.", "forgetting"), ("created", "created")]
 SORTABLE = [key for _, key in COLUMNS[1:]]
@@ -138,7 +138,7 @@ class RunsTable(DataTable):
             Text(name[:28]),
             Text(status, style=STATUS_STYLE.get(status, "")),
             device(run),
-            Text(run.get("method") or ""),
+            Text(run.get("variant") or run.get("method") or ""),  # an ablation by its own name
             Text(run.get("dataset") or ""),
             Text(str(run.get("n_tasks") or ""), justify="right"),
             Text(number(run.get("last")), justify="right"),
