@@ -2,6 +2,8 @@
 engine run started while the screen is open fills it in (Pilot)."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from seca_tui import launcher
@@ -16,6 +18,10 @@ from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixt
 from tests.test_tui_fixtures import (
     append_events, events_of, fake_engine, ingest, last_of, make_run, run_app, split_after, wait_for,
 )
+
+
+def toasts(app: SecaApp) -> list[str]:
+    return [toast.render().plain for toast in app.screen.query("Toast")]
 
 
 def text(app: SecaApp, selector: str) -> str:
@@ -175,6 +181,33 @@ def test_stop_asks_first_and_resume_calls_the_launcher_directly_or_through_the_q
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_action_rereads_the_run_before_the_next_key(home, engine_runs, monkeypatch):
+    """r then s at once: s asks to stop the run r just resumed, instead of answering from the stopped
+    status of before. The resumed engine is a process that writes no events (as a real one loading its
+    model for seconds), so only the action's own re-read can tell the screen that the run runs."""
+    run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha", stop_after=("eval", 0))
+    seq = sum(1 for _ in (run_dir / "events.jsonl").open())
+    append_events(run_dir, [{"v": 1, "seq": seq, "ts": 0.0, "type": "run_stopped", "after_task": 0}])
+    ingest(home)
+    monkeypatch.setattr(launcher, "engine_command", lambda run_dir, resume=False, nproc=1: [
+        sys.executable, "-c", "import time; time.sleep(60)", str(run_dir)])
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            screen = await open_live(pilot, app, "r1")
+            await wait_for(pilot, lambda: "stopped" in text(app, "#run-header"), what="the stopped status")
+            await pilot.press("r")
+            await wait_for(pilot, lambda: any("Resuming" in t for t in toasts(app)), what="the resume")
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: any("Stop requested" in t for t in toasts(app)), what="the stop")
+            assert screen.run.get("stop_requested") and not any("nothing to stop" in t for t in toasts(app))
+
+    run_app(scenario)
 
 
 @pytest.mark.slow

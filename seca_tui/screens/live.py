@@ -105,6 +105,7 @@ class LiveScreen(StoreScreen):
         self._log: LogFollower | None = None
         self._snapshot_at = 0.0
         self.fit_affinity = True  # average the affinity matrix into blocks that fit the screen (f: full size)
+        self._acting = False  # a stop or resume is under way (see _launch)
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.run_id, id="run-header")
@@ -307,17 +308,30 @@ class LiveScreen(StoreScreen):
 
     def _launch(self, call, message) -> None:
         """Run a launcher call off the UI thread (it signals or spawns processes) and say how it went:
-        ``message(outcome)`` is the sentence for the call's return value."""
+        ``message(outcome)`` is the sentence for the call's return value. One at a time; the run is
+        re-read before the next key counts, so a second s/r/R never answers from the status of before
+        (the poll re-reads it only when events arrive or every 2 s)."""
+        if self._acting:
+            self.notify("The last stop or resume is still under way.", severity="warning")
+            return
+        self._acting = True
+
         def work() -> None:
             store = Store.open(self.app.home)
             try:
-                outcome = call(self.run_id, store=store)
-            except Exception as error:  # noqa: BLE001 - the user reads why; the screen stays
-                self.app.call_from_thread(self.notify, str(error), severity="error")
-                return
+                try:
+                    text, severity = message(call(self.run_id, store=store)), "information"
+                except Exception as error:  # noqa: BLE001 - the user reads why; the screen stays
+                    text, severity = str(error), "error"
+                update = RunUpdate([], store.run(self.run_id), store.task_rows(self.run_id))
             finally:
                 store.close()
-            self.app.call_from_thread(self.notify, message(outcome))
-            self._worker.wake()
+            self.app.call_from_thread(self._acted, update, text, severity)
 
         self.run_worker(work, thread=True, group="launcher")
+
+    def _acted(self, update: RunUpdate, text: str, severity: str) -> None:
+        self.on_run_update(update)
+        self._acting = False
+        self.notify(text, severity=severity)
+        self._worker.wake()
