@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError
@@ -92,6 +93,18 @@ def parse_continual_clip(text: str, source: str) -> Published:
             raise ConfigError(f"{where}: '{bad[0]}' must be a number.")
         tasks.append(obj)
     raise AssertionError("unreachable: the last line returns or raises")
+
+
+def published_of(run_dir: str | Path) -> dict[str, float | None] | None:
+    """The published numbers ``seca-tui import`` kept in an imported run's ``launch.json``; ``None``
+    for a run of ours (or a file that cannot be read)."""
+    try:
+        launch = json.loads((Path(run_dir) / "launch.json").read_text())
+    except (OSError, ValueError):
+        return None
+    imported = launch.get("imported") if isinstance(launch, dict) else None
+    published = imported.get("published") if isinstance(imported, dict) else None
+    return published if isinstance(published, dict) else None
 
 
 def events(published: Published, config: dict, run_id: str) -> list[dict[str, Any]]:

@@ -39,3 +39,11 @@ class CompareLoaded(Message):
     """The compared runs, each with ``config``, ``matrix`` and ``task_rows``."""
 
     runs: list[dict]
+
+
+@dataclass
+class ResultsLoaded(Message):
+    """The runs of the results screen (as Store.run gives them) and each run's A_t by task."""
+
+    runs: list[dict]
+    accs: dict[str, list[float | None]]

@@ -96,7 +96,7 @@ class Group:
         return len(self.finished)
 
 
-_RUN_KEYS = ("status", "dataset", "split", "n_tasks")  # columns of the run log one may group by too
+_RUN_KEYS = ("run_id", "status", "dataset", "split", "n_tasks")  # columns of the run log one may group by too
 
 
 def _value(run: dict, key: str) -> Any:
@@ -175,7 +175,7 @@ def band(curves: Sequence[Sequence[float | None]]) -> Band:
 
 def group_label(group: Group) -> str:
     """What a legend calls a group: its method, then its other group-by values (``SECA, lr=0.01``)."""
-    rest = [f"{k.rsplit('.', 1)[-1]}={_plain(v)}" for k, v in group.key.items() if k != "method"]
+    rest = [f"{k.rsplit('.', 1)[-1]}={plain(v)}" for k, v in group.key.items() if k != "method"]
     return ", ".join([group.method, *rest])
 
 
@@ -188,7 +188,8 @@ def mean_std(s: Stat, digits: int = 2, pm: str = "±") -> str:
     return f"{s.mean:.{digits}f}" if s.std is None else f"{s.mean:.{digits}f} {pm} {s.std:.{digits}f}"
 
 
-def _plain(value: Any) -> str:
+def plain(value: Any) -> str:
+    """A value as a table cell: ``-`` for none, JSON for lists, mappings and booleans."""
     return "-" if value is None else json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
 
 
@@ -199,7 +200,7 @@ def columns(groups: Sequence[Group], metrics: Sequence[str]) -> list[str]:
 
 
 def _cells(group: Group, metrics: Sequence[str], pm: str = "±", escape=str) -> list[str]:
-    return [escape(group.method), *[escape(_plain(v)) for k, v in group.key.items() if k != "method"], str(group.n),
+    return [escape(group.method), *[escape(plain(v)) for k, v in group.key.items() if k != "method"], str(group.n),
             *[mean_std(group.stats[m], pm=pm) for m in metrics], str(len(group.unfinished))]
 
 

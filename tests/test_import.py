@@ -61,6 +61,9 @@ def test_an_imported_log_round_trips(home, tmp_path):
     assert launch["imported"]["published"] == {"last": final["last"], "avg": final["avg"], "forgetting": 4.5,
                                                "bwt": -1.5, "fwt": 73.0}
     assert "published" in result.stdout and "4.50" in result.stdout
+    shown = cli("show", run_id).stdout
+    assert f"Forgetting {run['forgetting']:.2f}" in shown  # ours, from the run log
+    assert "Published Last 87.56  Avg 89.69  Forgetting 4.50  BWT -1.50  FWT 73.00" in shown
     # the run log rebuilt from the run dirs has it the same, still imported
     (home / "runs.db").unlink()
     again = Store.open(home)

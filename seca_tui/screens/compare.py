@@ -37,6 +37,7 @@ class CompareScreen(StoreScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("1", "show_tab('curves')", "Curves"),
         Binding("2", "show_tab('config')", "Config diff"),
+        Binding("p", "save_figure", "Save figure"),
     ]
 
     def __init__(self, run_ids: list[str]) -> None:
@@ -104,3 +105,12 @@ class CompareScreen(StoreScreen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_save_figure(self) -> None:
+        """The overlaid A_t curves as a PDF, a curve per run (grouped by run id: none averaged)."""
+        from seca_tui.screens.figure import save_figure
+
+        if self.query_one(TabbedContent).active != "curves":
+            self.notify("The config table has no figure; press 1 for the curves.", severity="warning")
+            return
+        save_figure(self, "curves", [r["run_id"] for r in self.runs], group_by=["run_id"])

@@ -30,6 +30,7 @@ SNAPSHOT_SECONDS = 2.0  # re-read the run's status even without events (it may t
 LOG_TAIL_BYTES = 64 * 1024  # how much of an existing engine.log to show when the screen opens
 PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: show A_t alone
 TABS = ("accuracy", "relevance", "affinity", "losses", "log")
+FIGURES = {"accuracy": "curves", "relevance": "relevance", "affinity": "affinity", "losses": "losses"}  # p saves
 
 
 class LogFollower:
@@ -90,6 +91,7 @@ class LiveScreen(StoreScreen):
         Binding("r", "resume", "Resume"),
         Binding("R", "resume_queued", "Resume in queue", show=False),
         Binding("f", "toggle_fit", "Fit/full affinity", show=False),
+        Binding("p", "save_figure", "Save figure"),
         *(Binding(str(i + 1), f"show_tab('{tab}')", tab.capitalize(), show=False) for i, tab in enumerate(TABS)),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -271,6 +273,16 @@ class LiveScreen(StoreScreen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_save_figure(self) -> None:
+        """The figure of the tab in view as a PDF (the accuracy tab: the A_t curve)."""
+        from seca_tui.screens.figure import save_figure
+
+        kind = FIGURES.get(self.query_one(TabbedContent).active)
+        if kind is None:
+            self.notify("The engine log has no figure; open another tab (1–4).", severity="warning")
+            return
+        save_figure(self, kind, [self.run_id])
 
     def action_stop(self) -> None:
         status = self.run.get("status") or self.model.status

@@ -33,6 +33,7 @@ class RunsScreen(StoreScreen):
     BINDINGS = [
         Binding("n", "new_run", "New run"),
         Binding("c", "compare", "Compare"),
+        Binding("r", "results", "Results", tooltip="The ticked runs, else the filtered ones, grouped over trials"),
         Binding("e", "export", "Export"),
         Binding("t", "notes", "Tags"),
         Binding("x", "cancel_run", "Cancel", tooltip="Cancel the queued run under the cursor"),
@@ -186,6 +187,15 @@ class RunsScreen(StoreScreen):
             self.notify("Tick two or more runs with space, then press c.", severity="warning")
             return
         self.app.push_screen(CompareScreen(ticked))
+
+    def action_results(self) -> None:
+        from seca_tui.screens.results import ResultsScreen
+
+        run_ids = sorted(self.table.ticked) or [r["run_id"] for r in reversed(self.table.runs)]
+        if not run_ids:
+            self.notify("No runs to group; start one with n.", severity="warning")
+            return
+        self.app.push_screen(ResultsScreen(run_ids))
 
     def action_notes(self) -> None:
         run = self.current_run()

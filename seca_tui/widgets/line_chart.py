@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual_plotext import PlotextPlot
 
 REDRAW_SECONDS = 0.5
+WHISKER_COLOURS = ["blue+", "orange+", "green+", "red+", "magenta+", "cyan+"]  # plotext names
 
 Series = tuple[Sequence[float], Sequence[float]]
 
@@ -44,6 +45,7 @@ class LineChart(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self.chart_title, self.xlabel, self.integer_x = title, xlabel, integer_x
         self.series: dict[str, Series] = {}
+        self.whiskers: dict[str, Series] = {}  # name → (lows, highs) at the series' xs: a spread per point
         self._version = 0  # bumped when the data changes
         self._drawn_version = 0  # what the last refresh showed
         self._cache: tuple[object, RenderResult] | None = None
@@ -51,10 +53,12 @@ class LineChart(PlotextPlot):
         self._last_flush = 0.0  # time.monotonic() of the last redraw request
         self.draws = 0  # how many times plotext actually built a plot (for benchmarks and tests)
 
-    def set_series(self, series: Mapping[str, Series]) -> None:
-        """Replace all series. The chart redraws at once if it has not drawn for ``REDRAW_SECONDS``,
+    def set_series(self, series: Mapping[str, Series], whiskers: Mapping[str, Series] | None = None) -> None:
+        """Replace all series (and ``whiskers``: a vertical bar from low to high at each point of the
+        series of that name, e.g. the min–max over trials). The chart redraws at once if it has not drawn for ``REDRAW_SECONDS``,
         else when that time is up: a lone update shows without delay, a stream at most twice a second."""
         self.series = dict(series)
+        self.whiskers = dict(whiskers or {})
         self._version += 1
         if self._timer is not None:
             return  # a redraw is due already
@@ -80,10 +84,19 @@ class LineChart(PlotextPlot):
         plt.title(self.chart_title)
         plt.xlabel(self.xlabel)
         budget = max(2 * self.size.width, 8)
-        for name, (xs, ys) in self.series.items():
-            if xs:
-                px, py = thin(xs, ys, budget)
+        for i, (name, (xs, ys)) in enumerate(self.series.items()):
+            if not xs:
+                continue
+            px, py = thin(xs, ys, budget)
+            if name not in self.whiskers:
                 plt.plot(px, py, label=name, marker="braille")
+                continue
+            colour = WHISKER_COLOURS[i % len(WHISKER_COLOURS)]  # the line and its bars in one colour
+            plt.plot(px, py, label=name, marker="braille", color=colour)
+            lows, highs = self.whiskers[name]
+            # plotext centres a bar of length yerr on y: centre it between low and high
+            plt.error(list(xs), [(lo + hi) / 2 for lo, hi in zip(lows, highs)],
+                      yerr=[hi - lo for lo, hi in zip(lows, highs)], color=colour)
         if self.integer_x:
             top = max((max(xs) for xs, _ in self.series.values() if xs), default=0)
             ticks = list(range(0, int(top) + 1, max(1, math.ceil((top + 1) / 10))))
