@@ -25,7 +25,7 @@ from engine.config import ConfigError
 from engine import paths
 from seca_tui import export, launcher, progress, queue, tasks
 from seca_tui.export import run_record
-from seca_tui.store import FINAL, STATUSES, Store
+from seca_tui.store import ACTIVE, FINAL, STATUSES, Store
 
 app = typer.Typer(
     name="seca-tui",
@@ -280,15 +280,23 @@ def _follow(store: Store, run_id: str) -> None:
     try:
         final = progress.follow(store, run_id)
     except KeyboardInterrupt:
-        if _ask_stop() != "s":
-            typer.echo(f"\nRun {run_id} keeps running; `seca-tui attach {run_id}` follows it again.")
+        answer = _ask_stop()
+        # the run may have ended while the question waited: answer from what it is now
+        store.ingest(store.run(run_id)["run_dir"])
+        store.mark_lost()
+        final = store.run(run_id)
+        if final["status"] in ACTIVE and answer != "s":
+            typer.echo(f"Run {run_id} keeps running; `seca-tui attach {run_id}` follows it again.")
             raise typer.Exit(0)
-        launcher.stop(run_id, store)
-        typer.echo("Stopping after the current step...")
-        try:
-            final = progress.follow(store, run_id)
-        except KeyboardInterrupt:
-            raise typer.Exit(0)  # the stop is under way; nothing more to ask
+        if final["status"] in ACTIVE:
+            launcher.stop(run_id, store)
+            typer.echo("Stopping after the current step...")
+            try:
+                final = progress.follow(store, run_id)
+            except KeyboardInterrupt:
+                raise typer.Exit(0)  # the stop is under way; nothing more to ask
+        else:
+            typer.echo(f"Run {run_id} ended meanwhile ({final['status']}); nothing to stop.")
     _metrics_table(store, final)
     if final["status"] in ("failed", "lost"):
         _die(f"Run {run_id} {final['status']}: {final['error'] or 'see engine.log in its run dir'}.")
@@ -296,16 +304,30 @@ def _follow(store: Store, run_id: str) -> None:
 
 
 def _ask_stop() -> str:
-    """``s`` to stop the run, ``l`` to leave it; without a terminal to ask on, leave it running."""
+    """One key, no Enter: ``s`` to stop the run, ``l`` to leave it (so do Ctrl-C and Ctrl-D); without a
+    terminal to ask on, leave it running."""
     if not sys.stdin or not sys.stdin.isatty():
         return "l"
-    while True:
-        try:
-            answer = input("\nStop the run (s) or leave it running (l)? ").strip().lower()
-        except (EOFError, KeyboardInterrupt):
-            return "l"
-        if answer in ("s", "l"):
-            return answer
+    import termios
+    import tty
+
+    typer.echo("\nStop the run (s) or leave it running (l)? ", nl=False)
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)  # keys one at a time; Ctrl-C still interrupts
+        while True:
+            try:
+                key = os.read(fd, 1).decode(errors="ignore").lower()
+            except (OSError, KeyboardInterrupt):
+                key = "l"
+            if key in ("", "\x04"):  # end of input, Ctrl-D
+                key = "l"
+            if key in ("s", "l"):
+                typer.echo(key)
+                return key
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 @command()

@@ -223,20 +223,22 @@ import sys
 from pathlib import Path
 from seca_tui import cli, launcher
 from tests.runlog import fake_engine
-launcher.engine_command = fake_engine(Path(sys.argv[1]), seconds=60)
+launcher.engine_command = fake_engine(Path(sys.argv[1]), seconds=float(sys.argv[2]))
 sys.argv = ["seca-tui", "run", "tiny"]
 cli.main()
 """
 
 
-def test_ctrl_c_on_a_terminal_asks_then_stops_the_run(home, tmp_path):
+def on_a_terminal(tmp_path: Path, seconds: float):
+    """``seca-tui run tiny`` on a pseudo-terminal with the fake engine running ``seconds``: ``(pid, fd,
+    read_until)``, where ``read_until(text)`` reads the terminal until ``text`` and returns all read."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: seca-tui on a terminal, with the fake engine
-        os.execve(sys.executable, [sys.executable, "-c", CTRL_C_RUN, str(tmp_path)],
+        os.execve(sys.executable, [sys.executable, "-c", CTRL_C_RUN, str(tmp_path), str(seconds)],
                   dict(os.environ, PYTHONPATH=str(REPO)))
     seen = b""
 
-    def read_until(text: bytes, timeout: float = 60) -> None:
+    def read_until(text: bytes, timeout: float = 60) -> bytes:
         nonlocal seen
         deadline = time.time() + timeout
         while text not in seen and time.time() < deadline:
@@ -246,12 +248,32 @@ def test_ctrl_c_on_a_terminal_asks_then_stops_the_run(home, tmp_path):
                 except OSError:  # EIO: the child closed the terminal
                     break
         assert text in seen, seen.decode(errors="replace")
+        return seen
+    return pid, fd, read_until
 
+
+def test_ctrl_c_asks_with_one_key_and_answers_from_the_runs_state_now(home, tmp_path):
+    """The run finishes while the question waits: leaving it is no longer "keeps running"."""
+    pid, fd, read_until = on_a_terminal(tmp_path, seconds=4)
+    read_until(b"task 1/2")
+    os.write(fd, b"\x03")
+    read_until(b"leave it running (l)? ")
+    wait_for(lambda: any(e["type"] == "run_finished" for run_dir in (home / "runs").iterdir()
+                         for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())), timeout=60)
+    os.write(fd, b"l")  # one key, no Enter
+    seen = read_until(b"finished.")
+    assert os.waitpid(pid, 0)[1] == 0
+    assert b"ended meanwhile (finished); nothing to stop" in seen and b"keeps running" not in seen
+    os.close(fd)
+
+
+def test_ctrl_c_on_a_terminal_asks_then_stops_the_run(home, tmp_path):
+    pid, fd, read_until = on_a_terminal(tmp_path, seconds=60)
     read_until(b"task 1/2")  # the fake engine's own plan: it is up and handles SIGTERM
     os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground group, not the engine's session
     read_until(b"leave it running (l)? ")
-    os.write(fd, b"s\n")
-    read_until(b"stopped.")
+    os.write(fd, b"s")  # one key, no Enter
+    seen = read_until(b"stopped.")
     assert os.waitpid(pid, 0)[1] == 0
     assert b"Stopping after the current step" in seen and b"stopped after task 0" in seen
     os.close(fd)
