@@ -13,6 +13,7 @@ none computes a mean of its own.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import statistics
@@ -48,7 +49,9 @@ def differing_keys(runs: Sequence[dict]) -> list[str]:
     return [k for k in keys if _not_a_trial_key(k) and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
+@functools.lru_cache(maxsize=1)
 def _variant_signatures() -> dict[tuple, str]:
+    """The values of the variant keys that each of ``engine.config.VARIANTS`` resolves to → its label."""
     signatures = {}
     for label, overrides in config.VARIANTS.values():
         flat = dict(config.parse_override(o) for o in overrides)
@@ -124,11 +127,12 @@ def group_runs(runs: Sequence[dict], group_by: Sequence[str] | None = None,
     for run in runs:
         key = {k: _value(run, k) for k in keys}
         ident = json.dumps(key, sort_keys=True, default=str)
+        label = method_label(run)
         group = groups.get(ident)
         if group is None:
-            group = groups[ident] = Group(key, method_label(run), [], [], [])
-        elif method_label(run) not in group.method.split(" / "):
-            group.method += " / " + method_label(run)
+            group = groups[ident] = Group(key, label, [], [], [])
+        elif label not in group.method.split(" / "):
+            group.method += " / " + label
         group.run_ids.append(run["run_id"])
         (group.finished if run.get("status") in AVERAGED else group.unfinished).append(run["run_id"])
     by_id = {r["run_id"]: r for r in runs}

@@ -51,7 +51,7 @@ def test_an_imported_log_round_trips(home, tmp_path):
     run = store.run(run_id)
     final = json.loads(lines[-1])
     assert (run["status"], run["name"], run["method"], run["dataset"], run["n_tasks"]) == (
-        "imported", "SECA-trial=0", "SECA", "imagenet-r", 4)
+        "imported", "SECA-trial=0", "SECA (published)", "imagenet-r", 4)
     assert (run["last"], run["avg"]) == (final["last"], final["avg"])  # as published
     assert [row[: t + 1] for t, row in enumerate(run["matrix"])] == MATRIX
     assert run["forgetting"] == pytest.approx(metrics.forgetting(MATRIX))  # ours, §8, not their 4.5
@@ -75,10 +75,10 @@ def test_an_imported_log_round_trips(home, tmp_path):
 
 def test_imported_trials_group_in_results(home, tmp_path):
     paths = [write_log(tmp_path / "SECA", f"trial={k}.txt", log_lines(shift=k)) for k in range(3)]
-    result = cli("import", *map(str, paths), "--method", "SECA (published)", "--dataset", "imagenet-r")
+    result = cli("import", *map(str, paths), "--method", "SECA, authors", "--dataset", "imagenet-r")
     assert result.exit_code == 0, result.output
     out = json.loads(cli("results", "--format", "json").stdout)
-    assert [(g["method"], g["n"]) for g in out] == [("SECA (published)", 3)]
+    assert [(g["method"], g["n"]) for g in out] == [("SECA, authors", 3)]
     lasts = [json.loads(log_lines(shift=k)[-1])["last"] for k in range(3)]
     assert out[0]["last_mean"] == pytest.approx(sum(lasts) / 3)
     assert Store.open(home).run(result.stdout.splitlines()[-2])["name"] == "SECA-trial=1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.collections import PolyCollection
-from matplotlib.image import AxesImage
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -186,6 +186,11 @@ def test_a_sweep_file_says_the_same(home, tmp_path):
     assert result.exit_code == 0, result.output
     assert [l.split()[0] for l in result.stdout.splitlines()[1:-1]] == [
         "abl-kd=none-trial0", "abl-kd=none-trial1", "abl-kd=sgakt-trial0", "abl-kd=sgakt-trial1"]
+    path.write_text("preset: tiny\ngrid: {seca.kd: [none]}\ntrails: 2\n")
+    one_sentence_error(cli("sweep", str(path)), "unknown key 'trails'")
+    path.write_text("grid: {seca.kd: [none]}\n")
+    one_sentence_error(cli("sweep", str(path)), "needs 'preset: NAME'")
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -66,7 +66,7 @@ def write_run(store: Store, published: importers.Published, name: str, method: s
 def import_cmd(
     files: List[Path] = typer.Argument(..., metavar="FILE...", help="Per-task JSON-lines logs (Continual-CLIP / SECA format)."),
     name: Optional[str] = typer.Option(None, "--name", help="The run's name (with several files: NAME-<file stem>)."),
-    method: Optional[str] = typer.Option(None, "--method", help="The method column (default: the file's folder name)."),
+    method: Optional[str] = typer.Option(None, "--method", help="The method column (default: the file's folder name and '(published)', e.g. 'SECA (published)')."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset column, e.g. imagenet-r."),
 ) -> None:
     """Read published per-task logs into the run log as runs with status imported."""
@@ -84,7 +84,8 @@ def import_cmd(
     for path, published in parsed:
         folder = path.resolve().parent.name
         run_name = (f"{name}-{path.stem}" if len(files) > 1 else name) if name else f"{folder}-{path.stem}"
-        run_id = write_run(store, published, run_name, method or folder, dataset, path)
+        # "(published)": beside our own SECA runs, theirs must not read as ours
+        run_id = write_run(store, published, run_name, method or f"{folder} (published)", dataset, path)
         ids.append(run_id)
         theirs, ours = published.theirs(), published.ours()
         typer.echo(f"Imported {path} as run {run_name} ({len(published.tasks)} tasks): Last {_num(theirs['last'])}  "
