@@ -34,7 +34,7 @@ __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",
-               "bwt", "created", "finished"]
+               "bwt", "created", "finished", "error"]
 # imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
 STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
 ACTIVE = ("queued", "running")

@@ -7,6 +7,7 @@ and redraws only the panels whose data changed. Charts throttle themselves (see 
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 
 from rich.text import Text
@@ -29,6 +30,7 @@ from seca_tui.widgets.run_header import RunHeader
 SNAPSHOT_SECONDS = 2.0  # re-read the run's status even without events (it may turn `lost`)
 LOG_TAIL_BYTES = 64 * 1024  # how much of an existing engine.log to show when the screen opens
 PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: show A_t alone
+FAILURE_LOG_LINES = 5  # the engine's last lines shown with a failed run's error
 TABS = ("accuracy", "relevance", "affinity", "losses", "log")
 FIGURES = {"accuracy": "curves", "relevance": "relevance", "affinity": "affinity", "losses": "losses"}  # p saves
 
@@ -74,6 +76,20 @@ def summary(run: dict, task_rows: list[dict]) -> Text:
     return text
 
 
+def failure(run: dict, log_tail: list[str]) -> Text | None:
+    """Why a failed or lost run ended, for the top of its first tab: the error, then the engine's last
+    log lines; None for any other run."""
+    if run.get("status") not in ("failed", "lost"):
+        return None
+    error = run.get("error") or "no error was recorded; the engine log (5) may say more"
+    text = Text(f"{run['status']}: ", style="bold red")
+    text.append(error)
+    for line in log_tail:
+        if line.strip() != error.strip():
+            text.append("\n  " + line, style="dim")
+    return text
+
+
 def forgetting_per_task(matrix: list[list[float | None]]) -> list[tuple[str, float]]:
     """Labelled forgetting of each old task after the newest evaluated row (the square store matrix
     pads rows with None: keep each evaluated row's first t + 1 entries)."""
@@ -108,6 +124,7 @@ class LiveScreen(StoreScreen):
         self._snapshot_at = 0.0
         self.fit_affinity = True  # average the affinity matrix into blocks that fit the screen (f: full size)
         self._acting = False  # a stop or resume is under way (see _launch)
+        self._log_tail: deque[str] = deque(maxlen=FAILURE_LOG_LINES)  # the engine log's last lines
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.run_id, id="run-header")
@@ -115,6 +132,7 @@ class LiveScreen(StoreScreen):
             with TabPane("1 Accuracy", id="accuracy"):
                 # Side by side when wide; stacked in one scrolling page when narrow (see app.tcss).
                 with VerticalScroll(id="accuracy-page"):
+                    yield Static(id="failure")
                     yield Static(id="summary")
                     with Horizontal(id="accuracy-row"):
                         yield LineChart(title="A_t and per-task accuracy", xlabel="after task", integer_x=True,
@@ -194,6 +212,11 @@ class LiveScreen(StoreScreen):
             self._show_affinity()
         if update.log:
             self.query_one("#engine-log", Log).write_lines(update.log)
+            self._log_tail.extend(line for line in update.log if line.strip())
+        if update.run is not None or update.log:
+            why = failure(self.run, list(self._log_tail))
+            self.query_one("#failure", Static).update(why or "")
+            self.query_one("#failure", Static).set_class(why is not None, "-shown")
 
     def _show_header(self) -> None:
         m = self.model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -122,6 +123,9 @@ class RunsScreen(StoreScreen):
     def on_runs_table_ticks_changed(self) -> None:
         self._show_summary()
 
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_summary()
+
     def _show_summary(self) -> None:
         table = self.table
         header = dict((key, name) for name, key in COLUMNS)[table.sort_key]
@@ -129,7 +133,12 @@ class RunsScreen(StoreScreen):
                  f"{len(table.ticked)} ticked",
                  f"sorted by {header} {'↓' if table.sort_reverse else '↑'}",
                  "archived shown" if self.show_archived else "archived hidden"]
-        self.query_one("#runs-summary", Static).update("  ·  ".join(parts))
+        summary = Text("  ·  ".join(parts))
+        run = self.current_run()
+        if run and run.get("status") in ("failed", "lost") and run.get("error"):
+            # why the run under the cursor ended, where the eye already is
+            summary = Text.assemble((f"{run['status']}: ", "bold red"), str(run["error"]))
+        self.query_one("#runs-summary", Static).update(summary)
 
     def _refilter(self) -> None:
         status = self.query_one("#status", Select).value
