@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the engine's own story at INFO; libraries' (open_clip's model-loading chatter) from WARNING up
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("engine").setLevel(logging.INFO)
     # a rank whose agent is killed stops too, instead of training on orphaned
     watch = AgentWatch(agent, stop, cfg.train.orphan_grace_seconds) if under_torchrun() else None
 

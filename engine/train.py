@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import platform
 import signal
@@ -30,6 +31,14 @@ from engine.data.scenario import TaskPlan, build_plan
 from engine.events import EventWriter, Heartbeat, NullEvents
 from engine.learner import build_learner
 from engine.model.clip import load_clip
+
+
+log = logging.getLogger("engine")  # engine.log's story: tasks, A_t, checkpoints, stops, resumes, warnings
+
+
+def _numbered(task: int) -> int:
+    """engine.log numbers tasks 1…T for people, as every seca-tui view does (events stay 0-based)."""
+    return task + 1
 
 
 class StopRequested(Exception):
@@ -143,8 +152,16 @@ class Trainer:
             tasks=self.plan.tasks,
         )
         if self.clip.weights.warning:
-            self.events.emit("log", level="warning", message=self.clip.weights.warning)
+            self.warn(self.clip.weights.warning)
+        if not resume:
+            log.info("starting: %s on %s, %d tasks, device %s", self.cfg.method, self.source.name,
+                     len(self.plan.tasks), self.device)
         return progress
+
+    def warn(self, message: str) -> None:
+        """A warning for the run's readers (a log event) and for engine.log."""
+        self.events.emit("log", level="warning", message=message)
+        log.warning(message)
 
     def restore(self) -> Progress:
         """Load the newest checkpoint that verifies and matches this run; fall back to older ones."""
@@ -155,23 +172,29 @@ class Trainer:
                 if state["plan"] != self.plan.fingerprint() or state["model"] != self.cfg.model.name:
                     raise checkpoint.CheckpointError(f"Checkpoint {path} belongs to another model or task plan.")
                 self.learner.restore(state["learner"])
+                log.info("resuming after task %d/%d from %s", _numbered(state["task"]), len(self.plan.tasks),
+                         path.relative_to(self.run_dir) if path.is_relative_to(self.run_dir) else path)
                 return Progress(state["task"], state["acc"], state["n"])
             except checkpoint.CheckpointError as e:
                 errors.append(str(e))
-                self.events.emit("log", level="warning", message=f"{e} Trying an earlier checkpoint.")
+                self.warn(f"{e} Trying an earlier checkpoint.")
         if errors:
             raise checkpoint.CheckpointError(errors[0])
+        log.info("resuming: no task was checkpointed yet, so the run starts from task 1")
         return Progress()  # nothing finished yet: start from the first task
 
     def run(self, resume: bool = False) -> None:
         progress = self.start(resume)
         for task in range(progress.done + 1, len(self.plan.tasks)):
             if self.dist.any(self.stop.is_set(), self.device):
+                log.info("stop signal received before task %d: stopping", _numbered(task))
                 raise StopRequested
             t0 = time.time()
             self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
             torch.manual_seed(self.cfg.train.seed * 1000 + task)  # per task, so a resumed run matches
             train_set = self.images(self.source.train, self.plan.tasks[task])
+            log.info("task %d/%d started: %d classes, %d training images", _numbered(task), len(self.plan.tasks),
+                     len(self.plan.tasks[task]), len(train_set))
             self.learner.begin_task(task, self.feature_loader(train_set))
             if self.learner.trains and self.cfg.train.epochs:
                 self.train_task(task, train_set)
@@ -185,12 +208,17 @@ class Trainer:
                     "model": self.cfg.model.name, "learner": self.learner.checkpoint_state(),
                 })
                 self.events.emit("checkpoint", task=task, path=str(path.relative_to(self.run_dir)), sha256=digest)
+                log.info("checkpoint written: %s", path.relative_to(self.run_dir))
             self.events.emit("task_finished", task=task, seconds=round(time.time() - t0, 3))
+            log.info("task %d/%d finished in %.1f s: A_%d = %.2f %%", _numbered(task), len(self.plan.tasks),
+                     time.time() - t0, _numbered(task), metrics.average_incremental(progress.acc[-1], progress.n))
             self.events.sync()
         # the backbone must come out exactly as it went in: a changed digest is a bug, not a result
         if clip_digest(self.clip.model) != self.clip_digest:
             raise RuntimeError("CLIP's frozen weights changed during training.")
-        self.events.emit("run_finished", **metrics.summary(progress.acc, progress.n), clip_sha256=self.clip_digest)
+        summary = metrics.summary(progress.acc, progress.n)
+        self.events.emit("run_finished", **summary, clip_sha256=self.clip_digest)
+        log.info("run finished: Last %.2f, Avg %.2f", summary["last"], summary["avg"])
 
     def feature_loader(self, data: TaskImages, sharded: bool = False):
         """Ordered batches; ``sharded``: this rank's part only (evaluation). The learner's feature
@@ -202,7 +230,7 @@ class Trainer:
         """A skipped image is named once per run in the events, however many epochs meet it."""
         if message not in self.warned:
             self.warned.add(message)
-            self.events.emit("log", level="warning", message=f"skipped: {message}")
+            self.warn(f"skipped: {message}")
 
     def train_task(self, task: int, train_set: TaskImages) -> None:
         cfg = self.cfg.train
@@ -234,6 +262,7 @@ class Trainer:
                     )
                     seen, t_log = 0, now
                 if self.dist.any(self.stop.is_set(), self.device):
+                    log.info("stop signal received: stopping after step %d of task %d", step, _numbered(task))
                     raise StopRequested
             scheduler.step()
         self.learner.eval()
@@ -292,6 +321,7 @@ def run(cfg: Config, run_dir: Path, resume: bool = False, stop: threading.Event 
     except StopRequested:
         done = checkpoint.available(run_dir)
         events.emit("run_stopped", after_task=int(done[0].stem.split("-")[1]) if done else -1)
+        log.info("run stopped; resume continues after %s", done[0].relative_to(run_dir) if done else "nothing: no checkpoint yet")
         return 0
     except Exception as e:
         error, code = describe_failure(e, cfg)

@@ -3,6 +3,7 @@
 3 tasks on CPU with deterministic settings; checks the event stream, the metrics, that CLIP is never
 modified, and that a run stopped mid-task and resumed ends with the same accuracy matrix.
 """
+import re
 import signal
 
 import pytest
@@ -83,6 +84,28 @@ def test_clip_weights_untouched(full_run):
     assert clip_digest(clip.model) == before
 
 
+def log_lines(run_dir) -> list[str]:
+    """engine.log without its timestamps: ``"INFO engine: task 1/3 started: ..."``."""
+    return [line.split(" ", 2)[2] for line in (run_dir / "engine.log").read_text().splitlines() if line[:2] == "20"]
+
+
+def test_engine_log_tells_the_story(full_run):
+    """A line per task started and finished (with its A_t, tasks numbered 1…T), per checkpoint and at
+    the end; open_clip's model-loading chatter (INFO on the root logger) stays out."""
+    run_dir, evs = full_run
+    lines = [line for line in log_lines(run_dir) if line.startswith("INFO engine: ")]
+    evals = [e for e in evs if e["type"] == "eval"]
+    expected = ["starting: seca on folder, 3 tasks, device cpu"]
+    for t, e in enumerate(evals):
+        expected += [f"task {t + 1}/3 started: 2 classes, 16 training images",
+                     f"checkpoint written: checkpoints/task-{t:03d}.pt",
+                     f"task {t + 1}/3 finished in <s>: A_{t + 1} = {e['acc']:.2f} %"]
+    expected.append(f"run finished: Last {evs[-1]['last']:.2f}, Avg {evs[-1]['avg']:.2f}")
+    seconds = re.compile(r"finished in [0-9.]+ s:")
+    assert [seconds.sub("finished in <s>:", line.removeprefix("INFO engine: ")) for line in lines] == expected
+    assert not any(" root: " in line and line.startswith("INFO") for line in log_lines(run_dir))
+
+
 def test_stop_then_resume_matches_uninterrupted(preset, full_run, tmp_path):
     _, full_events = full_run
     run_dir = tmp_path / "stopped"
@@ -93,7 +116,12 @@ def test_stop_then_resume_matches_uninterrupted(preset, full_run, tmp_path):
     first = engine_runs.events(run_dir)
     assert first[-1]["type"] == "run_stopped" and first[-1]["after_task"] == 1
     assert len(engine_runs.accuracy_matrix(first)) == 2
+    stopped_log = log_lines(run_dir)
+    assert any(re.fullmatch(r"INFO engine: stop signal received: stopping after step \d+ of task 3", line)
+               for line in stopped_log), stopped_log
+    assert stopped_log[-1] == "INFO engine: run stopped; resume continues after checkpoints/task-001.pt"
     assert engine_runs.run(preset, run_dir, resume=True) == 0
+    assert "INFO engine: resuming after task 2/3 from checkpoints/task-001.pt" in log_lines(run_dir)
     evs = engine_runs.events(run_dir)
     assert [e["seq"] for e in evs] == list(range(len(evs)))  # seq continues across the resume
     assert engine_runs.accuracy_matrix(evs) == engine_runs.accuracy_matrix(full_events)

@@ -2,6 +2,7 @@
 unreadable images, running out of GPU memory. Runs the engine in-process (same code as the CLI's
 subprocess, without the start-up cost) on the tiny fixture preset."""
 import errno
+import logging
 import shutil
 import threading
 
@@ -29,17 +30,22 @@ def failure(run_dir):
     return last["error"]
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous(preset, reference, tmp_path):
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(preset, reference, tmp_path, caplog):
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
     newest = checkpoint.path_for(run_dir, 2)
     newest.write_bytes(newest.read_bytes()[:100])  # truncated by a crash mid-copy
     with pytest.raises(checkpoint.CheckpointError, match=f"{newest}.*corrupt"):
         checkpoint.load(newest)
+    caplog.set_level(logging.INFO, logger="engine")
     assert run(config.load(preset), run_dir, resume=True) == 0
     evs = engine_runs.events(run_dir)
     warnings = [e["message"] for e in evs if e["type"] == "log" and e["level"] == "warning"]
     assert any("task-002.pt is corrupt" in w and "earlier checkpoint" in w for w in warnings)
+    # engine.log says so too (the "engine" logger is what `python -m engine` writes there), and from where it resumed
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "engine"]
+    assert [m for level, m in logged if level == "WARNING"] == [w for w in warnings if "corrupt" in w]
+    assert ("INFO", "resuming after task 2/3 from checkpoints/task-001.pt") in logged
     # task 2 was redone from task 1's checkpoint and gives the same numbers
     reruns = [e for e in evs if e["type"] == "eval" and e["after_task"] == 2]
     assert len(reruns) == 2 and reruns[0]["task_acc"] == reruns[1]["task_acc"]
