@@ -46,8 +46,17 @@ def main() -> None:
 
 
 def _die(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {sentence(message)}", err=True)
     raise typer.Exit(code)
+
+
+def sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own ``?`` or ``!``): messages that quote an error
+    or a log line ending in one printed ``..``."""
+    text = text.rstrip()
+    while text.endswith(".."):
+        text = text[:-1]
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _output_gone() -> None:
@@ -565,13 +574,18 @@ def data_check(
     preset: str = typer.Argument(..., help="Preset name or YAML file whose dataset to check."),
     overrides: Optional[List[str]] = OverrideOpt,
 ) -> None:
-    """Read a preset's dataset and count classes and images (or show the folder layout it expects)."""
+    """Read a preset's dataset and count classes and images (or show the folder layout it expects), and
+    check that its model's weights can be had."""
     cfg = config.load(preset, overrides or [])
     from engine.data.registry import load_source  # the readers import torch: only this command pays
 
     source = load_source(cfg.data)
     typer.echo(f"{source.name}: {len(source.class_names)} classes, {len(source.train)} train images, "
                f"{len(source.test)} test images")
+    problem = launcher.weights_problem(cfg.model)
+    if problem:
+        _die(problem)
+    typer.echo(f"model {cfg.model.name}: weights {cfg.model.pretrained or 'none'} can be had here")
 
 
 # Commands in their own modules register themselves on `app` when imported.

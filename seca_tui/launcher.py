@@ -10,8 +10,9 @@ Data-parallel runs (``--gpus 2`` or ``--gpus 0,1``) start through ``python -m to
 so a stop signals the whole process group. ``--gpus`` counts processes; a list also sets
 ``CUDA_VISIBLE_DEVICES``. With ``train.device=cpu`` the K processes are CPU ranks over gloo.
 
-Before anything is created, :func:`prepare` checks the config, the dataset root and the task plan
-without torch, so a mistake leaves no run dir and no run in the log.
+Before anything is created, :func:`prepare` checks the config, the dataset root, the task plan and
+that the model's weights can be had (cached, a local file, or a reachable hub), so a mistake leaves no
+run dir and no run in the log.
 """
 from __future__ import annotations
 
@@ -90,18 +91,55 @@ def prepare(preset_or_file: str, overrides: Sequence[str] = (), name: str | None
     if cfg.data.root:
         # The engine runs elsewhere and may be resumed from anywhere: pin the user's relative path now.
         cfg.data.root = str(Path(cfg.data.root).expanduser().resolve())
+    from engine.model.weights import is_file_value
+
+    if cfg.model.pretrained and is_file_value(cfg.model.pretrained) and Path(cfg.model.pretrained).expanduser().exists():
+        # the engine runs in the run dir: a checkpoint path relative to here would not be found there
+        cfg.model.pretrained = str(Path(cfg.model.pretrained).expanduser().resolve())
     preflight(cfg)
     return cfg
 
 
 def preflight(cfg: Config) -> None:
-    """Check, without torch and without decoding or rendering an image, that the dataset is where the
-    config says and that the task plan fits it (class order, number of tasks). Raises what the
-    engine would raise minutes later, after the run dir exists."""
+    """Check, without decoding or rendering an image, that the dataset is where the config says, that
+    the task plan fits it (class order, number of tasks) and that the weights can be had (torch loads
+    only to look up a hub tag). Raises what the engine would raise minutes later, after the run dir exists."""
     from engine.data.registry import class_count  # numpy and PIL at most: imported here, not with the CLI
     from engine.data.scenario import build_plan
 
     build_plan(cfg.scenario, [f"class {i}" for i in range(class_count(cfg.data))])
+    _check_device(cfg.train.device)
+    problem = weights_problem(cfg.model)
+    if problem:
+        raise ConfigError(problem)
+
+
+def _check_device(device: str) -> None:
+    """A CUDA device the engine would not find (it asks torch; here, without torch, what
+    ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi`` show)."""
+    if not device.startswith("cuda"):
+        return
+    from seca_tui.queue import visible_devices  # the queue imports this module
+
+    visible = [d for d in visible_devices() if d != "cpu"]
+    if not visible:
+        raise ConfigError(f"Config key 'train.device' is '{device}', but no CUDA device is available here.")
+    index = device.partition(":")[2]
+    if index.isdigit() and int(index) >= len(visible):
+        raise ConfigError(f"Config key 'train.device' is '{device}', but only {len(visible)} CUDA device(s) "
+                          f"are visible here ({', '.join(visible)}).")
+
+
+def weights_problem(model: config.ModelConfig) -> str | None:
+    """Why the model's weights cannot be had here (one sentence), or None: random weights need none and
+    a local file that exists is enough; a hub tag (cached, or a reachable hub) and a missing file go
+    through the engine's own check, which imports open_clip, so only they pay for it."""
+    from engine.model import weights
+
+    pretrained = weights.resolve_pretrained(model.pretrained)
+    if pretrained is None or (weights.is_file_value(pretrained) and Path(pretrained).is_file()):
+        return None
+    return weights.weights_available(model)
 
 
 def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,

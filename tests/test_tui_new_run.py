@@ -64,6 +64,9 @@ def test_config_errors_show_inline(home):
             assert not form.query_one("#verdict").has_class("error")
             assert form.overrides() == ["scenario.n_tasks=2", "method=seca", "seca.classifier=text"]
 
+            form.query_one("#overrides").text = "model.pretrained=/no/such/weights.pt"  # weights checked first too
+            assert "'/no/such/weights.pt' for model.pretrained does not exist." in await check(pilot, form)
+
             form.query_one("#overrides").text = "train.lr=5E-4\nseca.fusion=.5"  # YAML 1.1 reads 5E-4 as text
             assert (await check(pilot, form)).startswith("✓")
 
