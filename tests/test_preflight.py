@@ -51,3 +51,13 @@ def test_a_quoted_error_keeps_one_full_stop(home):
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].endswith("train.batch_size=32.")
     assert [sentence(t) for t in ("a", "a.", "a..", "did you mean 'b'?", "b.  ")] == ["a.", "a.", "a.", "did you mean 'b'?", "b."]
+
+
+def test_a_checkpoint_path_relative_to_here_is_pinned(tmp_path, monkeypatch):
+    """The engine runs in the run dir, where a path relative to the user's folder would not be found."""
+    from seca_tui import launcher
+
+    (tmp_path / "mine.pt").write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    assert launcher.prepare("tiny", ["model.pretrained=mine.pt"]).model.pretrained == str(tmp_path / "mine.pt")
+    assert launcher.prepare("demo").model.pretrained == "shapes-clip.pt"  # the package's own file stays a name
