@@ -23,7 +23,7 @@ import typer
 from engine import config
 from engine.config import ConfigError
 from engine import paths
-from seca_tui import export, launcher, progress, queue, tasks
+from seca_tui import export, launcher, progress, queue, run_filter, tasks
 from seca_tui.export import run_record
 from seca_tui.store import ACTIVE, FINAL, STATUSES, Store
 
@@ -76,8 +76,8 @@ def _output_gone() -> None:
     raise typer.Exit(1)
 
 
-def command(group: typer.Typer = app, name: str | None = None) -> Callable:
-    """``group.command`` whose user mistakes become one sentence on stderr and exit code 1."""
+def command(group: typer.Typer = app, name: str | None = None, **settings: Any) -> Callable:
+    """``group.command`` (``settings`` passed on) whose user mistakes become one sentence on stderr and exit code 1."""
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -92,7 +92,7 @@ def command(group: typer.Typer = app, name: str | None = None) -> Callable:
                 _die(f"{e.filename or 'seca-tui'}: {e.strerror or e}.")
             except sqlite3.Error as e:  # a full disk or a read-only home under the run log
                 _die(f"The run log {paths.home() / 'runs.db'} cannot be used: {str(e).rstrip('.')}.")
-        return group.command(name)(guarded)
+        return group.command(name, **settings)(guarded)
     return register
 
 
@@ -181,6 +181,7 @@ def run(
     preset: str = typer.Argument("demo", help="Preset name (see `seca-tui presets`) or a YAML file."),
     overrides: Optional[List[str]] = OverrideOpt,
     name: Optional[str] = typer.Option(None, "--name", help="A name to find the run by."),
+    tags: List[str] = typer.Option([], "--tag", metavar="TAG", help="Tag the run(s) (repeatable)."),
     gpus: Optional[str] = typer.Option(None, "--gpus", metavar="N|LIST",
                                        help="Data-parallel over N processes (torchrun), or over the listed GPUs "
                                             "(e.g. 0,1: sets CUDA_VISIBLE_DEVICES). With train.device=cpu, N CPU ranks."),
@@ -203,7 +204,7 @@ def run(
         queue.check_fits(gpu_spec, queue.devices())
     store = _store()
     if not (in_queue or trials is not None or per_gpu is not None):
-        handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store, cfg=cfgs[0])
+        handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store, cfg=cfgs[0], tags=tags)
         launcher.start(handle.run_dir, store=store)
         typer.echo(f"Started run {handle.config.name} ({handle.config.method}, {handle.config.data.name}) "
                    f"in {handle.run_dir}")
@@ -215,7 +216,7 @@ def run(
     if per_gpu is not None:
         queue.set_per_gpu(store, per_gpu)
     handles = [launcher.create_run(preset, [*(overrides or []), *extra], name=cfg.name, gpus=gpu_spec, store=store,
-                                   cfg=cfg, queued=True) for cfg, extra in zip(cfgs, trial_overrides)]
+                                   cfg=cfg, queued=True, tags=tags) for cfg, extra in zip(cfgs, trial_overrides)]
     started = dict(queue.schedule(store))
     if queue.pending(store):
         queue.ensure_scheduler()
@@ -422,18 +423,22 @@ def resume(
 def runs(
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: " + ", ".join(STATUSES) + "."),
     archived: bool = typer.Option(False, "--archived", help="Include archived runs."),
+    tags: List[str] = typer.Option([], "--tag", metavar="TAG", help="Only runs with this tag (repeatable: all of them)."),
+    methods: List[str] = typer.Option([], "--method", metavar="M", help="Only this method or variant (repeatable: any)."),
+    wheres: List[str] = typer.Option([], "--where", metavar="KEY=VALUE", help="Only runs whose config has it, e.g. train.lr=1e-3."),
     as_json: bool = typer.Option(False, "--json", help="A JSON list with the `export --all` columns."),
 ) -> None:
     """List runs, newest first."""
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'.")
     store = _store()
-    found = store.runs(status=status, include_archived=archived)
+    found = run_filter.filter_runs(store, store.runs(status=status, include_archived=archived), tags, methods, wheres)
     if as_json:
         _json([run_record(store.run(r["run_id"])) for r in found])
         return
     if not found:
-        typer.echo("No runs yet; start one with `seca-tui run`." if not status else f"No {status} runs.")
+        typer.echo("No runs match." if tags or methods or wheres else f"No {status} runs." if status
+                   else "No runs yet; start one with `seca-tui run`.")
         return
     _table(["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
            [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
@@ -590,3 +595,4 @@ def data_check(
 
 # Commands in their own modules register themselves on `app` when imported.
 from seca_tui.commands import importing as _importing, plot as _plot, results as _results, sweep as _sweep  # noqa: E402,F401
+from seca_tui.commands import housekeeping as _housekeeping  # noqa: E402,F401

@@ -36,7 +36,8 @@ from seca_tui.process import HOST, is_alive, run_processes
 from seca_tui.store import ACTIVE, Store
 
 __all__ = ["RunHandle", "prepare", "preflight", "create_run", "start", "spawn", "stop", "cancel", "resume",
-           "is_alive", "parse_gpus", "processes", "engine_command", "child_env", "has_started"]
+           "is_alive", "parse_gpus", "processes", "engine_command", "child_env", "has_started", "read_launch",
+           "write_launch"]
 
 # The folder that holds the `engine` package, found without importing it (that would load nothing
 # heavy today, but the child must find it whatever our cwd is).
@@ -166,7 +167,7 @@ def create_run(preset_or_file: str, overrides: Sequence[str] = (), name: str | N
     try:
         _write_atomic(run_dir / "config.yaml", config.dump(cfg))
         now = time.time()
-        _write_launch(run_dir, {
+        write_launch(run_dir, {
             "run_id": run_dir.name, "name": cfg.name, "preset": preset_or_file, "overrides": list(overrides),
             "gpus": gpus, "host": HOST, "created": now, **({"tags": list(tags)} if tags else {}), **(extra or {}),
         })
@@ -223,7 +224,7 @@ def spawn(run_dir: str | Path, resume: bool = False, command: Sequence[str] | No
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     launch.update({"pid": proc.pid, "host": HOST, "argv": argv, "python": sys.executable, "started": time.time(),
                    "devices": devices, "processes": nproc})
-    _write_launch(run_dir, launch)
+    write_launch(run_dir, launch)
     return proc.pid, devices
 
 
@@ -341,7 +342,7 @@ def read_launch(run_dir: Path) -> dict:
         return {}
 
 
-def _write_launch(run_dir: Path, launch: dict) -> None:
+def write_launch(run_dir: Path, launch: dict) -> None:
     _write_atomic(run_dir / "launch.json", json.dumps(launch, indent=2) + "\n")
 
 

@@ -40,6 +40,7 @@ STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cance
 ACTIVE = ("queued", "running")
 FINAL = ("finished", "failed", "stopped", "lost", "cancelled")
 BUSY_TIMEOUT_S = 30.0
+RUN_TABLES = ("runs", "tasks", "matrix", "steps", "relevance", "pool", "affinity", "events", "ingest_state")
 HEARTBEAT_STALE_S = 60.0  # a run on another host is lost after this long without an event
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
@@ -455,14 +456,16 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def resolve(self, ref: str) -> str:
-        """The run id that ``ref`` names: a run id, a name, or a unique prefix of either."""
+        """The run id that ``ref`` names: a run id, a name, a unique prefix of either, or a unique end
+        of a run id (its random part, ``3fa2``)."""
         rows = list(self.db.query("SELECT run_id, name FROM runs ORDER BY created"))
         if any(r["run_id"] == ref for r in rows):
             return ref
         named = [r["run_id"] for r in rows if r["name"] == ref]
         if len(named) == 1:
             return named[0]
-        matches = [r["run_id"] for r in rows if r["run_id"].startswith(ref) or (r["name"] or "").startswith(ref)]
+        matches = [r["run_id"] for r in rows if r["run_id"].startswith(ref) or r["run_id"].endswith(ref)
+                   or (r["name"] or "").startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -477,6 +480,13 @@ class Store:
 
     def set_notes(self, run_id: str, text: str) -> None:
         self.update_run(run_id, notes=text)
+
+    def delete(self, run_id: str) -> None:
+        """Forget a run: its rows in every table. Its run dir must be gone from ``runs_dir`` first, or the
+        next ingest brings the run back (see housekeeping.remove)."""
+        with self._write() as db:
+            for table in RUN_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
     def set_archived(self, run_id: str, archived: bool) -> None:
         self.update_run(run_id, archived=int(archived))

@@ -287,7 +287,7 @@ def test_4_a_run_whose_files_cannot_be_written_leaves_no_run_dir(home, monkeypat
 
     def disk_full(run_dir, launch):
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "launch.json"))
-    monkeypatch.setattr(launcher, "_write_launch", disk_full)
+    monkeypatch.setattr(launcher, "write_launch", disk_full)
     result = CliRunner().invoke(app, ["run", "tiny", "--detach"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert "launch.json: No space left on device." in result.stderr

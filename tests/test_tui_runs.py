@@ -221,3 +221,35 @@ def test_a_run_that_finishes_shows_its_whole_status_at_80_columns(home, engine_r
         run_app(scenario)
     finally:
         proc.kill()
+
+
+def test_delete_and_rename_from_the_browser(three_runs):
+    from seca_tui.screens.confirm import ConfirmScreen
+    from seca_tui.screens.rename import RenameScreen
+
+    async def scenario():
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
+            table = app.browser.table
+            assert names(app)[0] == "gamma"
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: isinstance(app.screen, RenameScreen), what="the rename dialog")
+            await pilot.press(*["backspace"] * 5, *"gamma-2", "enter")
+            await wait_for(pilot, lambda: names(app)[0] == "gamma-2", what="the new name")
+            assert Store.open(three_runs).run("r-gamma")["name"] == "gamma-2"
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: isinstance(app.screen, RenameScreen), what="the rename dialog")
+            await pilot.press(*["backspace"] * 7, *"beta", "enter")  # taken: refused, nothing changes
+            await pilot.pause(0.5)
+            assert names(app)[0] == "gamma-2"
+
+            await pilot.press("d")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("n")  # no: nothing happens
+            await pilot.press("d")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: table.row_count == 2, what="the row to go")
+            assert names(app) == ["beta", "alpha"] and not (three_runs / "runs" / "r-gamma").exists()
+            assert Store.open(three_runs).run("r-gamma") is None
+
+    run_app(scenario)

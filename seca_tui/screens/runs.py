@@ -40,6 +40,8 @@ class RunsScreen(StoreScreen):
         Binding("x", "cancel_run", "Cancel", tooltip="Cancel the queued run under the cursor"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("a", "archive", "Archive"),
+        Binding("d", "delete_run", "Delete", tooltip="Delete the run under the cursor and its run dir"),
+        Binding("f2", "rename_run", "Rename"),
         Binding("A", "toggle_archived", "Show archived"),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
         Binding("slash", "focus_filter", "Filter"),
@@ -214,7 +216,9 @@ class RunsScreen(StoreScreen):
         def save(result: tuple[list[str], str] | None) -> None:
             if result is not None:
                 tags, notes = result
-                self._worker.submit(lambda store: (store.set_tags(run["run_id"], tags),
+                from seca_tui import housekeeping  # tags go into launch.json too, as the CLI's `tag` does
+
+                self._worker.submit(lambda store: (housekeeping.set_tags(store, run["run_id"], tags),
                                                    store.set_notes(run["run_id"], notes)))
 
         self.app.push_screen(NotesScreen(run.get("name") or run["run_id"], run.get("tags") or [],
@@ -256,6 +260,54 @@ class RunsScreen(StoreScreen):
                 self._worker.submit(cancel)
 
         self.app.push_screen(ConfirmScreen(f"Cancel the queued run {name}?"), confirmed)
+
+    def action_delete_run(self) -> None:
+        """Delete the run under the cursor (its dir and rows), once the user says yes."""
+        run = self.current_run()
+        if run is None:
+            return
+        name = run.get("name") or run["run_id"]
+
+        def delete(store: Store) -> None:
+            from engine.config import ConfigError
+            from seca_tui import housekeeping
+
+            try:
+                housekeeping.remove(store, run["run_id"])
+            except ConfigError as error:  # running, or its engine still exits
+                self.app.call_from_thread(self.notify, str(error), severity="warning")
+                return
+            self.app.call_from_thread(self.notify, f"Deleted {name} and its run dir.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._worker.submit(delete)
+
+        self.app.push_screen(ConfirmScreen(f"Delete the run {name} and its run dir? This cannot be undone."),
+                             confirmed)
+
+    def action_rename_run(self) -> None:
+        run = self.current_run()
+        if run is None:
+            return
+        from seca_tui.screens.rename import RenameScreen
+
+        def rename(name: str | None) -> None:
+            if name is None:
+                return
+
+            def job(store: Store) -> None:
+                from engine.config import ConfigError
+                from seca_tui import housekeeping
+
+                try:
+                    housekeeping.rename(store, run["run_id"], name)
+                except ConfigError as error:  # the name is taken
+                    self.app.call_from_thread(self.notify, str(error), severity="warning")
+
+            self._worker.submit(job)
+
+        self.app.push_screen(RenameScreen(run.get("name") or run["run_id"]), rename)
 
     def action_toggle_archived(self) -> None:
         self.show_archived = not self.show_archived
