@@ -24,7 +24,7 @@ from tests.runlog import CONFIG, fake_engine, run_events, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["run", "attach", "stop", "cancel", "queue", "resume", "runs", "show", "compare", "export", "presets", "data",
-            "data check"]
+            "data check", "rm", "rename", "tag"]
 
 
 def cli(*args: str):
