@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.markup import escape
 from textual.screen import Screen
 
@@ -22,6 +23,8 @@ class SecaApp(App):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere find it too
     TITLE = "seca-tui"
+    # a narrow footer cannot show every key: ? lists all of the screen's keys beside it
+    BINDINGS = [Binding("question_mark", "toggle_keys", "Keys", key_display="?")]
 
     def __init__(self, home: str | Path | None = None) -> None:
         super().__init__()
@@ -43,6 +46,13 @@ class SecaApp(App):
 
     def on_store_failed(self, message: StoreFailed) -> None:
         self.notify(message.text, severity="error", timeout=6)
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide the panel that lists every key of the screen and the focused widget."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_browser(self) -> None:
         """Back to the runs browser from wherever the user is."""

@@ -11,6 +11,7 @@ import errno
 import functools
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import typer
 from engine import config
 from engine.config import ConfigError
 from engine import paths
-from seca_tui import export, launcher, progress, queue, run_filter, tasks
+from seca_tui import export, launcher, progress, queue, run_filter, table_fit, tasks
 from seca_tui.export import run_record
 from seca_tui.store import ACTIVE, FINAL, STATUSES, Store
 
@@ -440,10 +441,11 @@ def runs(
         typer.echo("No runs match." if tags or methods or wheres else f"No {status} runs." if status
                    else "No runs yet; start one with `seca-tui run`.")
         return
-    _table(["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
-           [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
-             r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
-            for r in found])
+    _table(*table_fit.fit(  # the terminal's width: the less telling columns go first (--json has all)
+        ["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
+        [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
+          r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
+         for r in found], shutil.get_terminal_size().columns, drop=("created", "split", "dataset", "device"), cut="name"))
 
 
 @command()

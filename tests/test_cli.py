@@ -149,6 +149,20 @@ def test_people_tables(hand_runs):
     assert data["acc"]["20261128-100000-aaaa"] == [80.0, 75.0]
 
 
+@pytest.mark.parametrize("columns", [80, 200])
+def test_runs_fits_the_terminal(hand_runs, monkeypatch, columns):
+    """80 columns keep the run id, name, status, method and the metrics; wider shows every column."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    hand_runs.ingest_all()
+    hand_runs.update_run("20261128-100000-aaaa", name="a rather long name for a run, as people write them")
+    lines = cli("runs").stdout.splitlines()
+    assert max(map(len, lines)) <= columns
+    assert lines[0].split()[:3] == ["run", "name", "status"] and "forgetting" in lines[0]
+    assert ("created" in lines[0]) == (columns == 200) and ("dataset" in lines[0]) == (columns == 200)
+    row = next(line for line in lines if line.startswith("20261128-100000-aaaa"))
+    assert ("…" in row) == (columns == 80) and "finished" in row and "75.00" in row
+
+
 def test_home_option_overrides_the_environment(hand_runs, tmp_path):
     other = tmp_path / "other-home"
     result = cli("--home", str(other), "runs", "--json")

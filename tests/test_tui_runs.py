@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import sqlite3
 
 import pytest
+from rich.console import Console
 
 from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
@@ -251,5 +253,48 @@ def test_delete_and_rename_from_the_browser(three_runs):
             await wait_for(pilot, lambda: table.row_count == 2, what="the row to go")
             assert names(app) == ["beta", "alpha"] and not (three_runs / "runs" / "r-gamma").exists()
             assert Store.open(three_runs).run("r-gamma") is None
+
+    run_app(scenario)
+
+
+@pytest.mark.parametrize("size, hidden", [((80, 24), ["device", "dataset", "created"]), ((120, 40), [])],
+                         ids=["80x24", "120x40"])
+def test_the_columns_that_matter_fit_the_width(three_runs, size, hidden):
+    """At 80 columns the name, status, method, tasks, Last, Avg and Forgetting are all on screen, whole;
+    created, device and dataset make way first."""
+    async def scenario():
+        async with browsing(three_runs, size) as (app, pilot):
+            table = app.browser.table
+            await pilot.pause()
+            header = table.render_line(0).text
+            assert len(header.rstrip()) <= size[0]
+            for title in ("name", "status", "method", "tasks", "Last", "Avg", "Forg."):
+                assert f" {title} " in f" {header} ", header
+            for title in ("device", "dataset", "created"):
+                assert (f" {title} " in header) == (title not in hidden), header
+            final = last_of(events_of(three_runs / "runs" / "r-gamma"), "run_finished")
+            line = table.render_line(1).text  # the newest run, gamma
+            assert line.split()[:2] == ["gamma", "finished"], line  # (the tick cell is blank)
+            for key in ("last", "avg", "forgetting"):
+                assert f" {final[key]:.1f}" in line, line
+
+    run_app(scenario)
+
+
+def test_question_mark_lists_every_key_at_80x24(three_runs):
+    """The footer at 80 columns has no room for every key: ? opens a panel that lists them all."""
+    async def scenario():
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), what="the keys panel")
+            await pilot.pause()
+            console = Console(width=200, record=True, file=io.StringIO())
+            for widget in app.screen.query_one("HelpPanel").query("*"):
+                console.print(widget.render())
+            shown = console.export_text()
+            for description in ("Delete", "Rename", "Archive", "Compare", "Export", "Cancel", "Tick"):
+                assert description in shown, shown
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to close")
 
     run_app(scenario)

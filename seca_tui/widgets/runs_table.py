@@ -18,9 +18,16 @@ COLUMNS = [("✓", "ticked"), ("name", "name"), ("status", "status"), ("device",
            ("dataset", "dataset"), ("tasks", "n_tasks"), ("Last", "last"), ("Avg", "avg"),
            ("Forg.", "forgetting"), ("created", "created")]
 SORTABLE = [key for _, key in COLUMNS[1:]]
-# Fixed widths where a cell changes as a run goes on: the status column fits every status, so a run that
-# finishes never meets a column sized for "running" (and the columns to its right do not shift).
-WIDTHS = {"status": max(map(len, STATUSES))}
+# Every column's width is fixed, so a cell that changes as a run goes on never resizes its column (a
+# status column sized for "running" once cut "finished" short) and the layout for a width is known up
+# front; the name takes what is left.
+WIDTHS = {"ticked": 1, "status": max(map(len, STATUSES)), "device": 6, "variant": len("seca w/o SG-AKT"),
+          "dataset": 10, "n_tasks": 5, "last": 5, "avg": 5, "forgetting": 5, "created": 11}
+# On a narrow terminal these go first, in this order: the name, status, method, tasks and the three
+# metrics are what a researcher scans for (80 columns keep all of them).
+DROP_FIRST = ("created", "device", "dataset")
+NAME_WIDTHS = (28, 12)  # the most a name gets, and the least before columns are dropped
+PADDING = 2  # DataTable's cell padding, one each side
 FIRST_ROWS, LATER_ROWS = 60, 300  # rows added before the first paint (a screenful), then per frame
 
 
@@ -63,6 +70,22 @@ def number(value) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+def layout(width: int) -> dict[str, int]:
+    """The columns shown at a table ``width`` (key → cell width, in :data:`COLUMNS` order): every
+    column while the name keeps its least width, else without :data:`DROP_FIRST` one by one; the name
+    takes the room that is left, up to its most."""
+    room = width - 2  # the vertical scrollbar
+    shown = [key for _, key in COLUMNS]
+    for drop in (None, *DROP_FIRST):
+        if drop:
+            shown.remove(drop)
+        fixed = sum(WIDTHS[k] + PADDING for k in shown if k != "name")
+        if room - fixed - PADDING >= NAME_WIDTHS[1]:
+            break
+    name = max(NAME_WIDTHS[1], min(NAME_WIDTHS[0], room - fixed - PADDING))
+    return {k: name if k == "name" else WIDTHS[k] for k in shown}
+
+
 def _sort_key(key: str):
     """Missing values sort last whichever the direction; text ignores case."""
     def get(run: dict):
@@ -93,10 +116,23 @@ class RunsTable(DataTable):
         self._generation = 0  # bumped by show(): rows still to add from an older show() are dropped
         self._restore: str | None = None  # the run to put the cursor back on once its row is added
         self._wanted: str | None = None  # a run to put the cursor on whenever its row shows up (select())
+        self.widths: dict[str, int] = {}  # the columns shown now (see layout)
 
     def on_mount(self) -> None:
-        for header, key in COLUMNS:
-            self.add_column(header, key=key, width=WIDTHS.get(key))
+        self._lay_out()
+
+    def on_resize(self) -> None:
+        if layout(self.app.size.width) != self.widths:
+            self._lay_out()
+            self.show(self.runs)
+
+    def _lay_out(self) -> None:
+        """The columns for the screen's width (the table spans it)."""
+        self.widths = layout(self.app.size.width)
+        self.clear(columns=True)
+        headers = dict((key, header) for header, key in COLUMNS)
+        for key, width in self.widths.items():
+            self.add_column(headers[key], key=key, width=width)
 
     def show(self, runs: Sequence[dict]) -> None:
         """Show these runs (the filter already applied), sorted by the current column. The caller skips
@@ -116,7 +152,8 @@ class RunsTable(DataTable):
         if generation != self._generation:
             return  # a newer show() replaced these rows
         for run in pending[:count]:
-            self.add_row(*self._cells(run), key=run["run_id"])
+            cells = self._cells(run)
+            self.add_row(*(cells[key] for key in self.widths), key=run["run_id"])
         if self._wanted is not None and self._wanted in self.rows:
             self._restore, self._wanted = self._wanted, None
         if self._restore is not None and self._restore in self.rows:
@@ -127,25 +164,26 @@ class RunsTable(DataTable):
         else:
             self._restore = None
 
-    def _cells(self, run: dict) -> tuple:
+    def _cells(self, run: dict) -> dict[str, Text]:
+        """Every column's cell, by key; a long name ends in … where its column cuts it."""
         status = run.get("status") or ""
         name = run.get("name") or run["run_id"]
         if run.get("archived"):
             name = f"{name} (archived)"
         # Every cell is Text: DataTable reads plain strings as markup, and names are the user's text.
-        return (
-            Text("✓" if run["run_id"] in self.ticked else " "),
-            Text(name[:28]),
-            Text(status, style=STATUS_STYLE.get(status, "")),
-            device(run),
-            Text(run.get("variant") or run.get("method") or ""),  # an ablation by its own name
-            Text(run.get("dataset") or ""),
-            Text(str(run.get("n_tasks") or ""), justify="right"),
-            Text(number(run.get("last")), justify="right"),
-            Text(number(run.get("avg")), justify="right"),
-            Text(number(run.get("forgetting")), justify="right"),
-            Text(when(run.get("created"))),
-        )
+        return {
+            "ticked": Text("✓" if run["run_id"] in self.ticked else " "),
+            "name": Text(name, no_wrap=True, overflow="ellipsis"),
+            "status": Text(status, style=STATUS_STYLE.get(status, "")),
+            "device": device(run),
+            "variant": Text(run.get("variant") or run.get("method") or ""),  # an ablation by its own name
+            "dataset": Text(run.get("dataset") or "", no_wrap=True, overflow="ellipsis"),
+            "n_tasks": Text(str(run.get("n_tasks") or ""), justify="right"),
+            "last": Text(number(run.get("last")), justify="right"),
+            "avg": Text(number(run.get("avg")), justify="right"),
+            "forgetting": Text(number(run.get("forgetting")), justify="right"),
+            "created": Text(when(run.get("created"))),
+        }
 
     def select(self, run_id: str) -> None:
         """Put the cursor on ``run_id`` now, or when its row arrives (a run just created may reach the

@@ -1,0 +1,36 @@
+"""A terminal table made to fit a width: whole columns dropped in a given order, then the widest text
+column cut with an ellipsis. What a column holds is never cut silently: a dropped column is gone whole."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+GAP = 2  # spaces between columns, as the CLI's tables print them
+
+
+def width_of(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """The printed width of a left-aligned table two spaces apart."""
+    cells = [list(map(str, r)) for r in [headers, *rows]]
+    return sum(max(len(r[i]) for r in cells) for i in range(len(headers))) + GAP * (len(headers) - 1)
+
+
+def fit(headers: list[str], rows: list[list[Any]], width: int, drop: Sequence[str] = (),
+        cut: str | None = None, least: int = 8) -> tuple[list[str], list[list[Any]]]:
+    """``headers`` and ``rows`` without the columns of ``drop`` (in that order) until the table is at
+    most ``width`` wide; then the ``cut`` column's cells end in … to fit, down to ``least`` characters."""
+    headers, rows = list(headers), [list(map(str, r)) for r in rows]
+    for name in drop:
+        if width_of(headers, rows) <= width:
+            break
+        i = headers.index(name)
+        headers.pop(i)
+        for row in rows:
+            row.pop(i)
+    over = width_of(headers, rows) - width
+    if over > 0 and cut in headers:
+        i = headers.index(cut)
+        longest = max(len(str(r[i])) for r in [headers, *rows])
+        keep = max(least, longest - over)
+        for row in rows:
+            if len(row[i]) > keep:
+                row[i] = row[i][: keep - 1] + "…"
+    return headers, rows
