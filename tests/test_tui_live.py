@@ -103,6 +103,30 @@ def test_every_panel_shows_the_run(home, engine_runs):
     run_app(scenario)
 
 
+def test_every_accuracy_panel_is_reached_by_paging_at_80x24(home, engine_runs):
+    """Stacked on a small terminal, the chart, the matrix and the forgetting bars come into view with
+    PgDn (or j), with no widget to focus first."""
+    make_run(home, "r1", engine_runs["alpha"], name="alpha")
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_live(pilot, app, "r1")
+            await wait_for(pilot, lambda: len(screen.query_one("#matrix", Heatmap).cells) == 3, what="the matrix")
+            seen = set()
+            for _ in range(12):
+                await pilot.pause()
+                for panel in ("#acc-chart", "#matrix", "#forgetting"):
+                    region = screen.query_one(panel).region
+                    if region.height and 0 < region.y and region.bottom <= 23:
+                        seen.add(panel)
+                await pilot.press("pagedown" if len(seen) < 2 else "j")
+            assert seen == {"#acc-chart", "#matrix", "#forgetting"}
+
+    run_app(scenario)
+
+
 def test_appended_events_reach_the_panels(home, engine_runs):
     """Write part of a real run, open it, append the rest as the engine did: the panels follow, one
     chosen event at a time (a real engine is too quick to stop at each)."""

@@ -108,6 +108,9 @@ class LiveScreen(StoreScreen):
         Binding("R", "resume_queued", "Resume in queue", show=False),
         Binding("f", "toggle_fit", "Fit/full affinity", show=False),
         Binding("p", "save_figure", "Save figure"),
+        # the panels of a tab, stacked on a small terminal, are reached without focusing anything first
+        Binding("pagedown,j", "page(1)", "Scroll", key_display="PgDn/j"),
+        Binding("pageup,k", "page(-1)", "Scroll up", show=False),
         *(Binding(str(i + 1), f"show_tab('{tab}')", tab.capitalize(), show=False) for i, tab in enumerate(TABS)),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -293,6 +296,14 @@ class LiveScreen(StoreScreen):
         self.fit_affinity = not self.fit_affinity
         self.query_one("#affinity-map", Heatmap).refit(self._affinity_size())
         self.action_show_tab("affinity")
+
+    def action_page(self, direction: int) -> None:
+        """Scroll the tab in view by a page (the first of its panes that scrolls down)."""
+        pane = self.query_one(TabbedContent).active_pane
+        for scroller in pane.query(ScrollableContainer) if pane else []:
+            if scroller.max_scroll_y > 0:
+                scroller.scroll_page_down() if direction > 0 else scroller.scroll_page_up()
+                return
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
