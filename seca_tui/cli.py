@@ -34,8 +34,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Typer's rich panels print a <bool> after every flag
 )
-data_app = typer.Typer(help="Check datasets before running on them.", no_args_is_help=True)
+data_app = typer.Typer(help="Check datasets before running on them.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 
 OverrideOpt = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=3 (repeatable).")

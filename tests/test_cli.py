@@ -79,6 +79,7 @@ def test_cli_import_and_help_load_no_torch():
 def test_every_command_has_help(command, home):
     result = cli(*command.split(), "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
+    assert "<bool>" not in result.stdout  # a flag takes no value: nothing to show after it
 
 
 def test_presets_lists_names_and_descriptions(home):
