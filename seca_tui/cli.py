@@ -61,11 +61,13 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def _output_gone() -> None:
+def _output_gone(starts_runs: bool) -> None:
     """Our output was closed (``| head``) or its terminal hung up (an SSH drop): say so if stderr still
-    can, keep Python's exit flush quiet, exit 1. The runs go on; the engine never writes to our output."""
+    can, keep Python's exit flush quiet, exit 1. The runs go on; the engine never writes to our output
+    (said only by the commands that start or follow runs)."""
+    note = "; any run started keeps running (`seca-tui runs`)" if starts_runs else ""
     try:
-        sys.stderr.write("error: the output closed; any run started keeps running (`seca-tui runs`).\n")
+        sys.stderr.write(f"error: the output closed{note}.\n")
         sys.stderr.flush()
     except OSError:
         pass  # stderr went with it: the same terminal
@@ -89,7 +91,7 @@ def command(group: typer.Typer = app, name: str | None = None, **settings: Any) 
                 _die(str(e))
             except OSError as e:
                 if e.errno in (errno.EPIPE, errno.EIO) and e.filename is None:
-                    _output_gone()
+                    _output_gone(fn.__name__ in ("run", "attach", "resume", "sweep"))
                 # an unwritable export file, a full disk: the user can act on it
                 _die(f"{e.filename or 'seca-tui'}: {e.strerror or e}.")
             except sqlite3.Error as e:  # a full disk or a read-only home under the run log
