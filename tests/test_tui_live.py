@@ -103,6 +103,39 @@ def test_every_panel_shows_the_run(home, engine_runs):
     run_app(scenario)
 
 
+def offered(app: SecaApp) -> list[str]:
+    """What the footer offers, by description."""
+    return [str(key.description) for key in app.screen.query("FooterKey")]
+
+
+def test_the_footer_offers_stop_and_resume_only_when_they_apply(home, engine_runs):
+    make_run(home, "done", engine_runs["alpha"], name="done")
+    run_dir, _ = make_run(home, "live", engine_runs["alpha"], name="live", stop_after=("eval", 0))
+    proc = fake_engine(run_dir)
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_live(pilot, app, "done")
+            await wait_for(pilot, lambda: "finished" in text(app, "#run-header"), what="the finished run")
+            await pilot.pause()
+            assert "Back" in offered(app) and "Stop" not in offered(app) and "Resume" not in offered(app)
+            await pilot.press("s")  # not offered, and nothing happens
+            assert not isinstance(app.screen, ConfirmScreen)
+            await pilot.press("escape")
+            await open_live(pilot, app, "live")
+            await wait_for(pilot, lambda: "running" in text(app, "#run-header"), what="the running run")
+            await pilot.pause()
+            assert "Stop" in offered(app) and "Resume" not in offered(app)
+
+    try:
+        run_app(scenario)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_every_accuracy_panel_is_reached_by_paging_at_80x24(home, engine_runs):
     """Stacked on a small terminal, the chart, the matrix and the forgetting bars come into view with
     PgDn (or j), with no widget to focus first."""

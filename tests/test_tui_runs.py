@@ -298,3 +298,15 @@ def test_question_mark_lists_every_key_at_80x24(three_runs):
             await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to close")
 
     run_app(scenario)
+
+
+def test_home_and_end_move_the_cursor(three_runs):
+    async def scenario():
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
+            table = app.browser.table
+            await pilot.press("end")
+            assert table.cursor_row == 2 and table.current_run_id == "r-alpha"
+            await pilot.press("home")
+            assert table.cursor_row == 0 and table.current_run_id == "r-gamma"
+
+    run_app(scenario)

@@ -207,6 +207,7 @@ class LiveScreen(StoreScreen):
                 changed.add("header")
         if "header" in changed:
             self._show_header()
+            self.refresh_bindings()  # stop and resume follow the status
         if "losses" in changed:
             self.query_one("#loss-chart", LineChart).set_series(self.model.loss_series())
         if "relevance" in changed:
@@ -296,6 +297,16 @@ class LiveScreen(StoreScreen):
         self.fit_affinity = not self.fit_affinity
         self.query_one("#affinity-map", Heatmap).refit(self._affinity_size())
         self.action_show_tab("affinity")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Stop is offered only while the run is queued or running, resume only once it has ended and
+        can go on (the footer shows what applies)."""
+        status = self.run.get("status") or self.model.status
+        if action == "stop":
+            return status in ("running", "queued")
+        if action in ("resume", "resume_queued"):
+            return status in ("stopped", "failed", "lost", "cancelled")
+        return True
 
     def action_page(self, direction: int) -> None:
         """Scroll the tab in view by a page (the first of its panes that scrolls down)."""

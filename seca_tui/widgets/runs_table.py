@@ -99,7 +99,9 @@ def _sort_key(key: str):
 class RunsTable(DataTable):
     """Rows keyed by run id. Keeps the cursor on the same run across refreshes and re-sorts."""
 
-    BINDINGS = [Binding("space", "toggle_tick", "Tick", tooltip="Tick the run to compare or export it")]
+    BINDINGS = [Binding("space", "toggle_tick", "Tick", tooltip="Tick the run to compare or export it"),
+                Binding("home", "cursor_to(0)", "First run", show=False),
+                Binding("end", "cursor_to(-1)", "Last run", show=False)]
 
     class TicksChanged(Message):
         """The set of ticked runs changed."""
@@ -215,6 +217,11 @@ class RunsTable(DataTable):
         event.stop()
         if event.column_key.value in SORTABLE:
             self.sort_by(event.column_key.value)
+
+    def action_cursor_to(self, row: int) -> None:
+        """The cursor on the first (0) or the last (-1) row; DataTable's own Home/End only scroll."""
+        if self.row_count:
+            self.move_cursor(row=row % self.row_count, animate=False)
 
     def action_toggle_tick(self) -> None:
         run_id = self.current_run_id
