@@ -2,6 +2,7 @@
 engine run started while the screen is open fills it in (Pilot)."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -305,5 +306,65 @@ def test_panels_follow_a_real_engine_run(home, engine_runs, monkeypatch):
             assert "finished" in header and "task 3/3" in header and "epoch 20/20" in header
             final = last_of(events, "run_finished")
             assert f"mean {final['forgetting']:.1f}" in str(screen.query_one("#forgetting", BarList).border_title)
+
+    run_app(scenario)
+
+
+def test_heatmaps_step_back_through_earlier_tasks(home, engine_runs):
+    """[ and ] show the relevance and the affinity of earlier tasks; back at the newest they follow it."""
+    run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha")
+    ingest(home)
+    events = events_of(run_dir)
+    relevance = {e["task"]: e for e in events if e["type"] == "relevance"}
+    affinity = {e["task"]: e for e in events if e["type"] == "affinity"}
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_live(pilot, app, "r1")
+            rel, aff = screen.query_one("#relevance-map", Heatmap), screen.query_one("#affinity-map", Heatmap)
+            await wait_for(pilot, lambda: rel.cells and aff.cells, what="both heatmaps")
+            await pilot.press("2")
+            newest = max(relevance)
+            assert str(rel.border_title) == f"SG-AKT relevance · task {newest + 1}"
+            await pilot.press("left_square_bracket")
+            earlier = sorted(relevance)[-2]
+            assert str(rel.border_title).startswith(f"SG-AKT relevance · task {earlier + 1} (earlier")
+            assert rel.cells == [[f"{v:.2f}" for v in row] for row in relevance[earlier]["values"]]
+            assert rel.col_labels == pool_columns(relevance[earlier]["cols"])
+            await pilot.press("left_square_bracket", "left_square_bracket")  # no earlier one: it stays
+            assert str(rel.border_title).startswith(f"SG-AKT relevance · task {min(relevance) + 1}")
+            await pilot.press("3", "left_square_bracket", "left_square_bracket")
+            first = sorted(affinity)[-3]
+            assert str(aff.border_title).startswith(f"SE-VPR affinity · task {first + 1}")
+            assert aff.cells == [[f"{v:.2f}" for v in row] for row in affinity[first]["values"]]
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            assert str(aff.border_title) == f"SE-VPR affinity · task {max(affinity) + 1}"
+
+    run_app(scenario)
+
+
+def test_f_shows_every_class_of_a_large_affinity(home, engine_runs):
+    """Up to 200 classes one cell each at full size (f), averaged into blocks to fit the screen otherwise."""
+    run_dir, _ = make_run(home, "r1", engine_runs["alpha"], name="alpha")
+    n = 150
+    seq = sum(1 for _ in (run_dir / "events.jsonl").open())
+    big = {"v": 1, "seq": seq, "ts": 0.0, "type": "affinity", "task": 2, "labels": [f"class {i}" for i in range(n)],
+           "values": [[round(((i * 7 + j) % 10) / 10, 2) for j in range(n)] for i in range(n)]}
+    lines = (run_dir / "events.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "events.jsonl").write_text("".join(lines[:-1]) + json.dumps(big) + "\n"
+                                          + json.dumps({**json.loads(lines[-1]), "seq": seq + 1}) + "\n")
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_live(pilot, app, "r1")
+            heatmap = screen.query_one("#affinity-map", Heatmap)
+            await pilot.press("3")
+            await wait_for(pilot, lambda: heatmap.block_note.startswith(f"{n}×{n} averaged"), what="the fitted map")
+            await pilot.press("f")
+            assert len(heatmap.cells) == n and all(len(row) == n for row in heatmap.cells)
+            assert heatmap.row_labels[n - 1] == f"{n - 1} class {n - 1}" and heatmap.block_note == ""
 
     run_app(scenario)

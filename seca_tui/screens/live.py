@@ -31,6 +31,8 @@ SNAPSHOT_SECONDS = 2.0  # re-read the run's status even without events (it may t
 LOG_TAIL_BYTES = 64 * 1024  # how much of an existing engine.log to show when the screen opens
 PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: show A_t alone
 FAILURE_LOG_LINES = 5  # the engine's last lines shown with a failed run's error
+AFFINITY_MAX = 200  # classes the affinity heatmap shows one by one at full size (f)
+STEPPED = {"relevance": "relevance", "affinity": "affinity"}  # tabs whose heatmap [ and ] step through tasks
 TABS = ("accuracy", "relevance", "affinity", "losses", "log")
 FIGURES = {"accuracy": "curves", "relevance": "relevance", "affinity": "affinity", "losses": "losses"}  # p saves
 
@@ -107,6 +109,8 @@ class LiveScreen(StoreScreen):
         Binding("r", "resume", "Resume"),
         Binding("R", "resume_queued", "Resume in queue", show=False),
         Binding("f", "toggle_fit", "Fit/full affinity", show=False),
+        Binding("left_square_bracket", "step_task(-1)", "Earlier task", key_display="["),
+        Binding("right_square_bracket", "step_task(1)", "Later task", key_display="]", show=False),
         Binding("p", "save_figure", "Save figure"),
         # the panels of a tab, stacked on a small terminal, are reached without focusing anything first
         Binding("pagedown,j", "page(1)", "Scroll", key_display="PgDn/j"),
@@ -128,6 +132,7 @@ class LiveScreen(StoreScreen):
         self.fit_affinity = True  # average the affinity matrix into blocks that fit the screen (f: full size)
         self._acting = False  # a stop or resume is under way (see _launch)
         self._log_tail: deque[str] = deque(maxlen=FAILURE_LOG_LINES)  # the engine log's last lines
+        self.shown_task: dict[str, int | None] = {"relevance": None, "affinity": None}  # None: the newest
 
     def compose(self) -> ComposeResult:
         yield RunHeader(self.run_id, id="run-header")
@@ -153,7 +158,8 @@ class LiveScreen(StoreScreen):
                     yield BarList(fmt="{:.2f}", id="utility")
             with TabPane("3 SE-VPR", id="affinity"):
                 with ScrollableContainer(classes="heatmap-box"):
-                    yield Heatmap(fmt="{:.2f}", id="affinity-map")
+                    # up to 200 classes one cell each (f: full size, scrolling); more are averaged
+                    yield Heatmap(fmt="{:.2f}", limit=AFFINITY_MAX, id="affinity-map")
             with TabPane("4 Losses", id="losses"):
                 yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 3)", id="loss-chart")
             with TabPane("5 Log", id="log"):
@@ -255,13 +261,14 @@ class LiveScreen(StoreScreen):
         self.query_one("#summary", Static).update(summary(self.run, rows))
 
     def _show_relevance(self) -> None:
-        rel, pool = self.model.relevance, self.model.pool
+        task = self.shown_task["relevance"]
+        rel, pool = self.model.at("relevance", task), self.model.at("pool", task)
         if rel is not None:
             heatmap = self.query_one("#relevance-map", Heatmap)
             cols = [tasks.pool_label(c) for c in rel.get("cols") or []]
             heatmap.set_data(rel.get("rows") or [], cols, rel.get("values") or [],
                              caption="row: a class of the new task · column Tn: the adapters saved after task n")
-            heatmap.border_title = f"SG-AKT relevance · task {tasks.number(rel['task'])}"
+            heatmap.border_title = f"SG-AKT relevance · task {tasks.number(rel['task'])}" + self._stepped("relevance")
             self.query_one("#utility", BarList).set_items(list(zip(cols, rel.get("utility") or [])))
         if pool is not None:
             pruned = pool.get("pruned")
@@ -272,12 +279,16 @@ class LiveScreen(StoreScreen):
             ))
 
     def _show_affinity(self) -> None:
-        aff = self.model.affinity or {}
+        aff = self.model.at("affinity", self.shown_task["affinity"]) or {}
         labels = aff.get("labels") or []
         heatmap = self.query_one("#affinity-map", Heatmap)
         heatmap.set_data([f"{i} {name}" for i, name in enumerate(labels)], [str(i) for i in range(len(labels))],
                          aff.get("values") or [], caption=f"{len(labels)} classes · columns by row number")
-        heatmap.border_title = f"SE-VPR affinity · task {tasks.number(aff.get('task', 0))}"
+        heatmap.border_title = f"SE-VPR affinity · task {tasks.number(aff.get('task', 0))}" + self._stepped("affinity")
+
+    def _stepped(self, kind: str) -> str:
+        """What a heatmap's title adds while it shows an earlier task than the newest."""
+        return "" if self.shown_task[kind] is None else " (earlier: ] for later)"
 
     def _affinity_size(self) -> tuple[int, int] | None:
         """The room for the affinity grid: the screen less the header, the tabs, the footer, the panel's
@@ -315,6 +326,16 @@ class LiveScreen(StoreScreen):
             if scroller.max_scroll_y > 0:
                 scroller.scroll_page_down() if direction > 0 else scroller.scroll_page_up()
                 return
+
+    def action_step_task(self, by: int) -> None:
+        """Show the relevance or affinity of an earlier (or later) task; back at the newest, the panel
+        follows new tasks again."""
+        kind = STEPPED.get(self.query_one(TabbedContent).active)
+        if kind is None:
+            self.notify("[ and ] step through tasks on the SG-AKT (2) and SE-VPR (3) tabs.", severity="warning")
+            return
+        self.shown_task[kind] = self.model.step_from(kind, self.shown_task[kind], by)
+        self._show_relevance() if kind == "relevance" else self._show_affinity()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

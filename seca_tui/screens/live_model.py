@@ -36,6 +36,8 @@ class LiveModel:
     relevance: dict | None = None
     affinity: dict | None = None
     pool: dict | None = None
+    # every task's, by task, so the screen can step back through them ([ and ])
+    history: dict[str, dict[int, dict]] = field(default_factory=lambda: {"relevance": {}, "affinity": {}, "pool": {}})
     error: str | None = None
     last_seq: int = -1
     changed: set[str] = field(default_factory=set)  # panels to redraw: header, acc, losses, relevance, affinity
@@ -96,16 +98,30 @@ class LiveModel:
         self.changed.add("header")
 
     def _on_relevance(self, ev: dict) -> None:
-        self.relevance = ev
+        self.relevance = self.history["relevance"][ev["task"]] = ev
         self.changed.add("relevance")
 
     def _on_pool(self, ev: dict) -> None:
-        self.pool = ev
+        self.pool = self.history["pool"][ev["task"]] = ev
         self.changed.add("relevance")
 
     def _on_affinity(self, ev: dict) -> None:
-        self.affinity = ev
+        self.affinity = self.history["affinity"][ev["task"]] = ev
         self.changed.add("affinity")
+
+    def at(self, kind: str, task: int | None) -> dict | None:
+        """The ``kind`` event (relevance, affinity, pool) of ``task``; the newest for None."""
+        return getattr(self, kind) if task is None else self.history[kind].get(task)
+
+    def step_from(self, kind: str, task: int | None, by: int) -> int | None:
+        """The task ``by`` steps from ``task`` (None: the newest) among those with a ``kind`` event;
+        None again when stepping onto the newest, so the view follows new tasks as they come."""
+        tasks = sorted(self.history[kind])
+        if not tasks:
+            return None
+        i = tasks.index(task) if task in tasks else len(tasks) - 1
+        i = min(max(i + by, 0), len(tasks) - 1)
+        return None if i == len(tasks) - 1 else tasks[i]
 
     def _on_run_failed(self, ev: dict) -> None:
         self.error = ev.get("error")
