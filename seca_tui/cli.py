@@ -510,10 +510,11 @@ def compare(
             for field in ("name", "status", "variant", "dataset", "split", "last", "avg", "forgetting", "bwt")]
     longest = max(len(a) for a in accs.values())
     rows += [[f"A_{tasks.number(t)}", *[_num(accs[r][t]) if t < len(accs[r]) else "-" for r in run_ids]] for t in range(longest)]
-    _table(["", *run_ids], rows)
+    _table(*table_fit.share(["", *run_ids], rows, shutil.get_terminal_size().columns))  # long values cut with …
     if differ:
         typer.echo("\nconfig keys that differ")
-        _table(["key", *run_ids], [[k.removeprefix("config."), *map(_plain, v)] for k, v in differ.items()])
+        _table(*table_fit.share(["key", *run_ids], [[k.removeprefix("config."), *map(_plain, v)] for k, v in differ.items()],
+                                shutil.get_terminal_size().columns))
 
 
 def _plain(value: Any) -> str:

@@ -34,3 +34,15 @@ def fit(headers: list[str], rows: list[list[Any]], width: int, drop: Sequence[st
             if len(row[i]) > keep:
                 row[i] = row[i][: keep - 1] + "…"
     return headers, rows
+
+
+def share(headers: list[str], rows: list[list[Any]], width: int, least: int = 8) -> tuple[list[str], list[list[Any]]]:
+    """A table whose first column is kept and whose other columns (one per run, say) are cut with …
+    to equal shares of what is left of ``width``, never below ``least``; as it is when it fits."""
+    headers, rows = list(map(str, headers)), [list(map(str, r)) for r in rows]
+    if width_of(headers, rows) <= width or len(headers) < 2:
+        return headers, rows
+    first = max(len(r[0]) for r in [headers, *rows])
+    each = max(least, (width - first - GAP * (len(headers) - 1)) // (len(headers) - 1))
+    cut = [[c if i == 0 or len(c) <= each else c[: each - 1] + "…" for i, c in enumerate(r)] for r in [headers, *rows]]
+    return cut[0], cut[1:]

@@ -164,6 +164,20 @@ def test_runs_fits_the_terminal(hand_runs, monkeypatch, columns):
     assert ("…" in row) == (columns == 80) and "finished" in row and "75.00" in row
 
 
+@pytest.mark.parametrize("columns", [80, 250])
+def test_compare_fits_the_terminal(hand_runs, monkeypatch, columns):
+    """Three runs with a long config value: at 80 columns every line fits, long cells end in …; wide, whole."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    root = "/data/a/rather/long/path/to/the/datasets/of/this/lab/shapes-r"
+    write_run(hand_runs.runs_dir, "20261128-120000-cccc", run_events(
+        [[75.0], [55.0, 85.0]], [10, 10], config={**CONFIG, "data": {"name": "shapes-r", "root": root}}))
+    lines = cli("compare", "aaaa", "bbbb", "cccc").stdout.splitlines()
+    assert max(map(len, lines)) <= columns
+    root_line = next(line for line in lines if line.startswith("data.root"))
+    assert (root in root_line) == (columns == 250) and ("…" in root_line) == (columns == 80)
+    assert next(line for line in lines if line.startswith("A_2")).split() == ["A_2", "75.00", "70.00", "70.00"]
+
+
 def test_home_option_overrides_the_environment(hand_runs, tmp_path):
     other = tmp_path / "other-home"
     result = cli("--home", str(other), "runs", "--json")

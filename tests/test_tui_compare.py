@@ -1,6 +1,8 @@
 """The compare screen: overlaid A_t curves, metrics, and a config table of differences only (Pilot)."""
 from __future__ import annotations
 
+import json
+
 from seca_tui.app import SecaApp
 from seca_tui.screens.compare import CompareScreen, config_diff
 from seca_tui.widgets.line_chart import LineChart
@@ -62,5 +64,34 @@ def test_compare_ticked_runs(home, engine_runs):
             assert diff == [[key, str(a.get(key, "—")), str(b.get(key, "—"))] for key in keys]
             await pilot.press("escape")
             assert app.screen is app.browser
+
+    run_app(scenario)
+
+
+def test_a_long_config_value_wraps_in_a_column_that_fits(home, engine_runs):
+    """At 80 columns a long data.root is read whole, wrapped over lines, and the table fits the screen."""
+    root = "/data/" + "/".join(["a-rather-long-folder-name"] * 5) + "/shapes-r"
+    for i, name in enumerate(("alpha", "beta")):
+        run_dir, _ = make_run(home, f"r-{name}", engine_runs[name], name=name, created=1.0 + i)
+        if name == "beta":  # as if it had run on a dataset under a deep folder
+            events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+            next(e for e in events if e["type"] == "run_started")["config"]["data"]["root"] = root
+            (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.browser.table.row_count == 2, what="two rows")
+            await pilot.press("space", "down", "space", "c", "2")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs,
+                           what="the compared runs")
+            diff = app.screen.query_one("#config-diff")
+            await wait_for(pilot, lambda: "data.root" in diff.rows, what="the data.root row")
+            await pilot.pause()
+            row = diff.get_row("data.root")
+            assert str(row[2]) == root  # whole, not cut
+            assert diff.rows["data.root"].height > 1  # wrapped over several lines
+            assert diff.virtual_size.width <= 80
 
     run_app(scenario)

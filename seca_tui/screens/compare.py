@@ -15,6 +15,7 @@ from seca_tui.widgets.line_chart import LineChart
 from seca_tui.widgets.runs_table import number
 
 MISSING = "—"
+DIFF_WIDTHS = (12, 40)  # the least and the most a run's column of the config diff gets
 
 
 def config_diff(configs: list[dict]) -> list[tuple[str, list[str]]]:
@@ -91,10 +92,17 @@ class CompareScreen(StoreScreen):
 
         diff = self.query_one("#config-diff", DataTable)
         diff.clear(columns=True)
-        diff.add_columns("key", *(Text(n) for n in names))
         rows = config_diff([run.get("config") or {} for run in self.runs])
+        # the values' columns share the screen and long values (paths) wrap, so every value is read whole;
+        # more runs than fit scroll sideways (left/right)
+        key_width = max([len(key) for key, _ in rows] + [3])
+        share = (self.app.size.width - 2 - (key_width + 2)) // max(len(names), 1) - 2
+        value_width = min(DIFF_WIDTHS[1], max(DIFF_WIDTHS[0], share))
+        diff.add_column("key", width=key_width)
+        for name in names:
+            diff.add_column(Text(name), width=value_width)
         for key, values in rows:
-            diff.add_row(Text(key), *map(Text, values), key=key)
+            diff.add_row(Text(key), *map(Text, values), key=key, height=None)
         if not rows:
             diff.add_row("(the configs are identical)", *[""] * len(names))
 
