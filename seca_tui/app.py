@@ -24,7 +24,8 @@ class SecaApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere find it too
     TITLE = "seca-tui"
     # a narrow footer cannot show every key: ? lists all of the screen's keys beside it
-    BINDINGS = [Binding("question_mark", "toggle_keys", "Keys", key_display="?")]
+    BINDINGS = [Binding("question_mark", "toggle_keys", "Keys", key_display="?"),
+                Binding("ctrl+q", "quit", "Quit", key_display="^q")]  # Textual's own quit, shown in the footer
 
     def __init__(self, home: str | Path | None = None) -> None:
         super().__init__()

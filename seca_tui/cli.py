@@ -36,8 +36,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: Typer's rich panels print a <bool> after every flag
 )
-data_app = typer.Typer(help="Check datasets before running on them.", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(data_app, name="data")
 
 OverrideOpt = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=3 (repeatable).")
 
@@ -580,25 +578,6 @@ def presets() -> None:
     _table(["preset", "description"], rows)
 
 
-@command(data_app, name="check")
-def data_check(
-    preset: str = typer.Argument(..., help="Preset name or YAML file whose dataset to check."),
-    overrides: Optional[List[str]] = OverrideOpt,
-) -> None:
-    """Read a preset's dataset and count classes and images (or show the folder layout it expects), and
-    check that its model's weights can be had."""
-    cfg = config.load(preset, overrides or [])
-    from engine.data.registry import load_source  # the readers import torch: only this command pays
-
-    source = load_source(cfg.data)
-    typer.echo(f"{source.name}: {len(source.class_names)} classes, {len(source.train)} train images, "
-               f"{len(source.test)} test images")
-    problem = launcher.weights_problem(cfg.model)
-    if problem:
-        _die(problem)
-    typer.echo(f"model {cfg.model.name}: weights {cfg.model.pretrained or 'none'} can be had here")
-
-
 # Commands in their own modules register themselves on `app` when imported.
 from seca_tui.commands import importing as _importing, plot as _plot, results as _results, sweep as _sweep  # noqa: E402,F401
-from seca_tui.commands import housekeeping as _housekeeping  # noqa: E402,F401
+from seca_tui.commands import data as _data, housekeeping as _housekeeping  # noqa: E402,F401

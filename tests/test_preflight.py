@@ -40,6 +40,7 @@ def test_data_check_says_whether_the_weights_can_be_had(home, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     result = CliRunner().invoke(app, ["data", "check", "tiny"])
     assert result.exit_code == 0 and "model seca-tiny: weights none can be had here" in result.stdout
+    assert "tiny uses 6 of them in 3 tasks" in result.stdout  # 3 tasks × 2 classes of shapes-r's 100
     result = CliRunner().invoke(app, ["data", "check", "tiny", *OPENAI])
     assert result.exit_code == 1 and "are not in the local cache" in result.stderr
     assert "shapes-r" in result.stdout  # the dataset was checked first, and it is fine

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import sqlite3
 
 import pytest
@@ -96,10 +97,11 @@ def test_tags_notes_and_archive(three_runs):
     async def scenario():
         async with browsing(three_runs, (120, 40)) as (app, pilot):
             await pilot.press("t")  # on gamma, the first row
-            await pilot.press(*"baseline, cifar", "enter", *"first try", "ctrl+s")
+            await pilot.press(*"baseline, cifar 100", "enter", *"first try", "ctrl+s")  # commas split, as the field says
             store = Store.open(three_runs)
             await wait_for(pilot, lambda: store.run("r-gamma")["notes"] == "first try", what="notes saved")
-            assert store.run("r-gamma")["tags"] == ["baseline", "cifar"]
+            assert store.run("r-gamma")["tags"] == ["baseline", "cifar 100"]
+            assert json.loads((three_runs / "runs" / "r-gamma" / "launch.json").read_text())["tags"] == ["baseline", "cifar 100"]
             await pilot.press("slash", *"baseline", "enter")  # tags are searchable
             await wait_for(pilot, lambda: names(app) == ["gamma"], what="search by tag")
             await pilot.press("escape", "slash", "ctrl+u", "enter")  # clear the filter again
@@ -296,6 +298,17 @@ def test_question_mark_lists_every_key_at_80x24(three_runs):
                 assert description in shown, shown
             await pilot.press("question_mark")
             await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to close")
+
+    run_app(scenario)
+
+
+def test_the_footer_says_how_to_quit(three_runs):
+    async def scenario():
+        async with browsing(three_runs, (80, 24)) as (app, pilot):
+            await pilot.pause()
+            assert "Quit" in [str(key.description) for key in app.screen.query("FooterKey")]
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
 
     run_app(scenario)
 

@@ -10,8 +10,9 @@ from textual.widgets import Button, Input, Label, TextArea
 
 
 def parse_tags(text: str) -> list[str]:
-    """Comma- or space-separated tags, without blanks or repeats, in the order typed."""
-    tags = [t.strip() for t in text.replace(",", " ").split()]
+    """Comma-separated tags, as the field's placeholder says (a tag may hold spaces), without blanks or
+    repeats, in the order typed."""
+    tags = [" ".join(t.split()) for t in text.split(",")]
     return list(dict.fromkeys(t for t in tags if t))
 
 
