@@ -24,10 +24,10 @@ def verdict(screen: NewRunScreen) -> str:
     return str(screen.query_one("#verdict").content)
 
 
-async def check(pilot, form: NewRunScreen) -> str:
+async def check(pilot, form: NewRunScreen, timeout: float = 5.0) -> str:
     """Press ctrl+t and wait for the verdict of the check (it runs on a worker)."""
     await pilot.press("ctrl+t")
-    await wait_for(pilot, lambda: verdict(form)[:1] in "✓✗", what="the verdict")
+    await wait_for(pilot, lambda: verdict(form)[:1] in "✓✗", timeout, what="the verdict")
     return verdict(form)
 
 
@@ -65,7 +65,8 @@ def test_config_errors_show_inline(home):
             assert form.overrides() == ["scenario.n_tasks=2", "method=seca", "seca.classifier=text"]
 
             form.query_one("#overrides").text = "model.pretrained=/no/such/weights.pt"  # weights checked first too
-            assert "'/no/such/weights.pt' for model.pretrained does not exist." in await check(pilot, form)
+            # the engine's own weights check imports open_clip (and torch) the first time: seconds on a loaded machine
+            assert "'/no/such/weights.pt' for model.pretrained does not exist." in await check(pilot, form, 120)
 
             form.query_one("#overrides").text = "train.lr=5E-4\nseca.fusion=.5"  # YAML 1.1 reads 5E-4 as text
             assert (await check(pilot, form)).startswith("✓")

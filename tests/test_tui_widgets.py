@@ -66,10 +66,11 @@ def test_live_model_progress_eta_and_losses():
          "losses": {"ce": 1.0}, "ips": 50.0},
     ])
     assert (model.status, model.n_tasks, model.epochs, model.task) == ("running", 3, 2, 0)
-    assert model.eta() == 40.0 * (0.75 + 2)  # a quarter of task 0 took 10 s
+    assert model.eta() is None  # one step event: its time includes the task's set-up, not yet a pace
     model.apply([{"seq": 2, "type": "step"}])  # already seen: ignored
     model.apply([{"seq": 3, "ts": 30.0, "type": "step", "task": 0, "epoch": 1, "step": 3, "steps_total": 4,
                   "losses": {"ce": 0.5, "kd": 0.2}}])
+    assert model.eta() == 20.0 * (0.25 + 2)  # half of task 0 in the 10 s between its step events
     assert model.loss_series() == {"ce": ([0.25, 0.75], [1.0, 0.5]), "kd": ([0.75], [0.2])}
     model.apply([{"seq": 4, "type": "task_finished", "task": 0, "seconds": 60.0},
                  {"seq": 5, "type": "run_stopped", "after_task": 0}])

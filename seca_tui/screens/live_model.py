@@ -29,6 +29,7 @@ class LiveModel:
     gpu_mem: float | None = None  # bytes, when the engine reports it
     task_started_ts: float | None = None
     last_step_ts: float | None = None
+    first_step: tuple[float, float] | None = None  # (ts, share of the task done) of its first step event
     task_seconds: list[float] = field(default_factory=list)  # from task_finished
     acc: dict[int, float] = field(default_factory=dict)  # A_t by task, from eval events
     loss_x: list[float] = field(default_factory=list)  # progress in tasks (2.5 = half-way through task 2)
@@ -71,6 +72,7 @@ class LiveModel:
     def _on_task_started(self, ev: dict) -> None:
         self.task, self.epoch, self.step, self.steps_total = ev["task"], 0, 0, 0
         self.task_started_ts = ev.get("ts")
+        self.first_step = None
         self.status = "running"  # a resumed run announces itself with its next task
         self.changed.add("header")
 
@@ -81,6 +83,8 @@ class LiveModel:
         self.gpu_mem = ev.get("gpu_mem", self.gpu_mem)
         self.last_step_ts = ev.get("ts")
         x = (self.task or 0) + (self.step / self.steps_total if self.steps_total else 0.0)
+        if self.first_step is None and self.last_step_ts is not None:
+            self.first_step = (self.last_step_ts, x - (self.task or 0))
         losses = ev.get("losses") or {}
         for name in losses.keys() - self.losses.keys():  # a loss that starts later is padded before
             self.losses[name] = [None] * len(self.loss_x)
@@ -130,15 +134,17 @@ class LiveModel:
 
     def eta(self) -> float | None:
         """Seconds left: the rest of this task at its measured pace, plus the mean task time per task
-        still to come. None when not running or before there is anything to measure."""
+        still to come. None when not running, and until the pace is measured: a finished task, or two
+        step events of this one (from the first, so the task's set-up, decoding images and caching the
+        pool's features, does not pass for its pace)."""
         if self.status != "running" or self.task is None or not self.n_tasks:
             return None
         done = self.step / self.steps_total if self.steps_total else 0.0
         task_time = None
         if self.task_seconds:
             task_time = sum(self.task_seconds) / len(self.task_seconds)
-        elif done > 0 and self.task_started_ts is not None and self.last_step_ts is not None:
-            task_time = (self.last_step_ts - self.task_started_ts) / done
+        elif self.first_step is not None and done > self.first_step[1] and self.last_step_ts is not None:
+            task_time = (self.last_step_ts - self.first_step[0]) / (done - self.first_step[1])
         if task_time is None:
             return None
         return task_time * ((1.0 - done) + (self.n_tasks - self.task - 1))
