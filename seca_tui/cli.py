@@ -446,7 +446,8 @@ def runs(
         ["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
         [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
           r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
-         for r in found], shutil.get_terminal_size().columns, drop=("created", "split", "dataset", "device"), cut="name"))
+         for r in found], shutil.get_terminal_size().columns, drop=("created", "split", "dataset"), cut="name",
+        then=("device",)))
 
 
 @command()

@@ -14,17 +14,12 @@ def width_of(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
 
 
 def fit(headers: list[str], rows: list[list[Any]], width: int, drop: Sequence[str] = (),
-        cut: str | None = None, least: int = 8) -> tuple[list[str], list[list[Any]]]:
+        cut: str | None = None, least: int = 8, then: Sequence[str] = ()) -> tuple[list[str], list[list[Any]]]:
     """``headers`` and ``rows`` without the columns of ``drop`` (in that order) until the table is at
-    most ``width`` wide; then the ``cut`` column's cells end in … to fit, down to ``least`` characters."""
+    most ``width`` wide; then the ``cut`` column's cells end in … to fit, down to ``least`` characters;
+    then, if it is still too wide, without the columns of ``then``."""
     headers, rows = list(headers), [list(map(str, r)) for r in rows]
-    for name in drop:
-        if width_of(headers, rows) <= width:
-            break
-        i = headers.index(name)
-        headers.pop(i)
-        for row in rows:
-            row.pop(i)
+    _drop(headers, rows, width, drop)
     over = width_of(headers, rows) - width
     if over > 0 and cut in headers:
         i = headers.index(cut)
@@ -33,7 +28,19 @@ def fit(headers: list[str], rows: list[list[Any]], width: int, drop: Sequence[st
         for row in rows:
             if len(row[i]) > keep:
                 row[i] = row[i][: keep - 1] + "…"
+    _drop(headers, rows, width, then)
     return headers, rows
+
+
+def _drop(headers: list[str], rows: list[list[str]], width: int, names: Sequence[str]) -> None:
+    """Remove the columns ``names``, in order, while the table is wider than ``width``."""
+    for name in names:
+        if width_of(headers, rows) <= width:
+            return
+        i = headers.index(name)
+        headers.pop(i)
+        for row in rows:
+            row.pop(i)
 
 
 def share(headers: list[str], rows: list[list[Any]], width: int, least: int = 8) -> tuple[list[str], list[list[Any]]]:
