@@ -62,8 +62,8 @@ def test_every_class_renders_in_every_style_with_its_colour_visible():
 
 
 def test_every_prompt_fits_the_text_context():
-    """The engine's CoOp text is 8 placeholders + the class name + "."; truncation would cut the name."""
-    texts = [" ".join(["X"] * 8) + f" {name}." for name in shapes.CLASS_NAMES]
+    """The engine's CoOp text is 8 placeholders + the class name; truncation would cut the name."""
+    texts = [" ".join(["X"] * 8) + f" {name}" for name in shapes.CLASS_NAMES]
     tokens = open_clip.tokenize(texts, context_length=77)
     assert int((tokens != 0).sum(1).max()) <= open_clip.get_model_config("seca-shapes")["text_cfg"]["context_length"]
 
