@@ -13,22 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from seca_tui import launcher, progress
-from seca_tui.cli import app
 from seca_tui.process import is_alive
 from seca_tui.store import RUN_COLUMNS, Store
+from tests.commands import cli, seca_process
 from tests.engine_runs import engine_env, events, fixture_preset, log_tails, wait_for
 from tests.runlog import CONFIG, fake_engine, run_events, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["run", "attach", "stop", "cancel", "queue", "resume", "runs", "show", "compare", "export", "presets", "data",
             "data check", "rm", "rename", "tag"]
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 def one_sentence_error(result, *fragments: str) -> None:
@@ -378,10 +373,7 @@ def test_gpus_runs_data_parallel_under_torchrun_and_stops_as_one_group(home, tmp
     env = engine_env(home) | {"OMP_NUM_THREADS": "1"}
 
     def seca(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=env, cwd=REPO, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return done.stdout
+        return seca_process(env, *args, timeout=120).stdout
 
     run_id = seca("run", preset, "--set", "train.device=cpu", "--set", "train.epochs=30", "--gpus", "2",
                   "--detach").splitlines()[-1]

@@ -7,11 +7,10 @@ import json
 import time
 
 import pytest
-from typer.testing import CliRunner
 
 from seca_tui import launcher, progress
-from seca_tui.cli import app
 from seca_tui.store import RUN_TABLES, Store
+from tests.commands import cli, ok
 from tests.runlog import CONFIG, fake_engine, run_events, write_run
 from tests.test_tui_fixtures import fake_engine as live_process
 
@@ -28,16 +27,6 @@ def runs(home) -> Store:
         (run_dir / "launch.json").write_text(json.dumps({"run_id": run_id, "name": name, "created": time.time()}))
     store.ingest_all()
     return store
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def ok(*args: str) -> str:
-    result = cli(*args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 def refused(*args: str) -> str:

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from seca_tui import importers, metrics
-from seca_tui.cli import app
 from seca_tui.store import Store
+from tests.commands import cli
 from tests.test_cli import one_sentence_error
 
 # A 4-task matrix made up for this test (row t: accuracy on tasks 0..t after task t).
@@ -35,10 +34,6 @@ def write_log(folder: Path, name: str, lines: list[str]) -> Path:
     path = folder / name
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 def test_an_imported_log_round_trips(home, tmp_path):

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from engine.config import ConfigError
 from seca_tui import launcher, queue
-from seca_tui.cli import app
 from seca_tui.process import is_alive
 from seca_tui.store import FINAL, Store
+from tests.commands import cli, seca_process
 from tests.engine_runs import wait_for
 from tests.runlog import fake_engine
 
@@ -448,10 +447,6 @@ def test_a_run_submitted_while_the_scheduler_winds_down_is_not_stranded(store, f
 # ----------------------------------------------------------------------------------------- CLI
 
 
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
 def test_cli_queue_trials_runs_cancel(home, fake, monkeypatch):
     monkeypatch.setenv("SECA_TUI_GPUS", "fake0")
     fake(60)
@@ -533,10 +528,7 @@ def test_three_real_runs_through_the_queue_one_at_a_time(home, tmp_path):
     env = engine_env(home) | {"SECA_TUI_GPUS": "fake0", "OMP_NUM_THREADS": "1"}
 
     def seca(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=env, cwd=REPO, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return done.stdout
+        return seca_process(env, *args, timeout=120).stdout
 
     out = seca("run", preset, "--set", "scenario.trials=3", "--trials", "all", "--per-gpu", "1", "--detach")
     run_ids = out.splitlines()[-3:]

@@ -33,6 +33,7 @@ from seca_tui.cli import app
 from seca_tui.export import run_record
 from seca_tui.process import is_alive
 from seca_tui.store import Store
+from tests.commands import seca_process
 from tests import engine_runs
 from tests.engine_runs import wait_for
 from tests.runlog import line, run_events, write_run
@@ -68,10 +69,7 @@ def cli_env(home: Path) -> dict:
 
 def seca(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``seca-tui ARGS`` as a real process on ``home``; must succeed."""
-    done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=cli_env(home), cwd=REPO, timeout=timeout,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done
+    return seca_process(cli_env(home), *args, timeout=timeout)
 
 
 def finished_matrix(shown: dict) -> list[list[float]]:

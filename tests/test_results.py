@@ -6,26 +6,17 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from seca_tui import results
-from seca_tui.cli import app
 from seca_tui.store import FINAL, Store
+from tests.commands import cli, seca_process
 from tests.engine_runs import engine_env, events, wait_for
 from tests.runlog import CONFIG, run_events, write_run
 from tests.test_cli import one_sentence_error
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 def hand_config(method: str, lr: float, trial: int) -> dict:
@@ -216,10 +207,7 @@ def test_a_real_sweep_through_the_queue_groups_into_mean_and_std(home):
     env = engine_env(home) | {"SECA_TUI_GPUS": "fake0,fake1", "OMP_NUM_THREADS": "1"}
 
     def seca(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], env=env, cwd=REPO, capture_output=True,
-                              text=True, timeout=300, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr + done.stdout
-        return done.stdout
+        return seca_process(env, *args, timeout=300).stdout
 
     out = seca("sweep", "tiny", "--grid", "seca.kd=none,sgakt", "--trials", "2", "--set", "train.epochs=1",
                "--name", "kd", "--queue")

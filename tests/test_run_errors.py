@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import json
 
-from typer.testing import CliRunner
 
 from seca_tui.app import SecaApp
-from seca_tui.cli import app
 from seca_tui.screens.live import LiveScreen
+from tests.commands import ok
 from tests.runlog import run_events, write_run
 from tests.test_tui_fixtures import ingest, run_app, wait_for
 
@@ -26,17 +25,11 @@ def failed_run(home) -> str:
     return "f1"
 
 
-def cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def test_the_error_is_in_every_record(home):
     run_id = failed_run(home)
-    assert json.loads(cli("show", run_id, "--json"))["error"] == ERROR
-    assert [r["error"] for r in json.loads(cli("runs", "--json"))] == [ERROR]
-    (row,) = csv.DictReader(cli("export", "--all", "--csv", "-").splitlines())
+    assert json.loads(ok("show", run_id, "--json"))["error"] == ERROR
+    assert [r["error"] for r in json.loads(ok("runs", "--json"))] == [ERROR]
+    (row,) = csv.DictReader(ok("export", "--all", "--csv", "-").splitlines())
     assert row["status"] == "failed" and row["error"] == ERROR
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
 
 from engine.config import VARIANTS
 from seca_tui import launcher
 from seca_tui.app import SecaApp
-from seca_tui.cli import app
 from seca_tui.store import Store
+from tests.commands import ok
 from tests.test_tui_fixtures import run_app, wait_for
 
 CUSTOM = ["method=seca", "seca.kd=mean"]  # not one of VARIANTS: the method, marked as changed
@@ -25,23 +24,17 @@ def make_runs(home) -> dict[str, str]:
     return runs
 
 
-def cli(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def test_every_view_names_the_variant(home):
     runs = make_runs(home)
     assert {r["run_id"]: r["variant"] for r in Store.open(home).runs()} == runs
-    listed = cli("runs").splitlines()
+    listed = ok("runs").splitlines()
     for run_id, name in runs.items():
         line = next(line for line in listed if line.startswith(run_id))
         assert f"  {name}  " in line, line
-        assert f"method    {name}\n" in cli("show", run_id)
-    assert {r["run_id"]: r["variant"] for r in json.loads(cli("runs", "--json"))} == runs
+        assert f"method    {name}\n" in ok("show", run_id)
+    assert {r["run_id"]: r["variant"] for r in json.loads(ok("runs", "--json"))} == runs
     ablated = [r for r, name in runs.items() if name in ("seca", "seca w/o SG-AKT")]
-    method_row = next(line for line in cli("compare", *ablated).splitlines() if line.startswith("method"))
+    method_row = next(line for line in ok("compare", *ablated).splitlines() if line.startswith("method"))
     assert "seca w/o SG-AKT" in method_row and method_row.split()[1] == runs[ablated[0]].split()[0]
 
     async def scenario():
