@@ -18,7 +18,6 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from seca_tui import export
 from seca_tui.messages import RunsLoaded
-from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
 from seca_tui.screens.store_worker import StoreScreen
@@ -255,11 +254,7 @@ class RunsScreen(StoreScreen):
                 return
             self.app.call_from_thread(self.notify, f"Cancelled {name}: it was queued and will not start.")
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._worker.submit(cancel)
-
-        self.app.push_screen(ConfirmScreen(f"Cancel the queued run {name}?"), confirmed)
+        self.submit_once_confirmed(f"Cancel the queued run {name}?", cancel)
 
     def action_delete_run(self) -> None:
         """Delete the run under the cursor (its dir and rows), once the user says yes."""
@@ -279,12 +274,7 @@ class RunsScreen(StoreScreen):
                 return
             self.app.call_from_thread(self.notify, f"Deleted {name} and its run dir.")
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._worker.submit(delete)
-
-        self.app.push_screen(ConfirmScreen(f"Delete the run {name} and its run dir? This cannot be undone."),
-                             confirmed)
+        self.submit_once_confirmed(f"Delete the run {name} and its run dir? This cannot be undone.", delete)
 
     def action_rename_run(self) -> None:
         run = self.current_run()

@@ -17,6 +17,7 @@ from textual import events, on
 from textual.screen import Screen
 
 from seca_tui.messages import StoreFailed
+from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.store import Store
 
 Job = Callable[[Store], object]
@@ -102,3 +103,11 @@ class StoreScreen(Screen):
     def _stop_store_worker(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+
+    def submit_once_confirmed(self, question: str, job: Callable[[Store], None]) -> None:
+        """Ask ``question``; on yes, run ``job`` on this screen's store thread."""
+        def confirmed(yes: bool | None) -> None:
+            if yes and self._worker is not None:
+                self._worker.submit(job)
+
+        self.app.push_screen(ConfirmScreen(question), confirmed)
