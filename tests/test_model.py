@@ -177,3 +177,24 @@ def test_prompt_can_start_from_a_phrase(clip):
     assert torch.allclose(clip.encode_prompted(context, tokens), expected, atol=1e-6)
     with pytest.raises(ModelLoadError.__base__, match="has 9 tokens, but model.prompt_length is 8"):
         clip.context_embedding("one two three four five six seven eight nine", 8)
+
+
+def test_a_cached_tag_is_loaded_from_its_cache_file(tmp_path):
+    """A tag whose weights are in the Hugging Face cache is handed to open_clip as that file (with the
+    tag's preprocessing), so no request is made. A fresh process: the hub client reads its cache
+    location at import. The cached file is a stand-in: locating it loads nothing."""
+    snapshot = tmp_path / "hub" / "models--timm--vit_base_patch16_clip_224.openai" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_pytorch_model.bin").write_bytes(b"stand-in")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"} | {"HF_HUB_CACHE": str(tmp_path / "hub")}
+    code = ("import json; from engine.config import ModelConfig; from engine.model.weights import locate\n"
+            "w = locate(ModelConfig(name='ViT-B-16', pretrained='openai'))\n"
+            "print(json.dumps([w.pretrained, w.is_file, w.quick_gelu, w.preprocess]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    path, is_file, quick_gelu, preprocess = json.loads(out.stdout.splitlines()[-1])
+    assert Path(path).resolve() == (snapshot / "open_clip_pytorch_model.bin").resolve() and is_file and quick_gelu
+    assert preprocess["image_interpolation"] == "bicubic" and len(preprocess["image_mean"]) == 3

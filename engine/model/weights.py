@@ -99,7 +99,7 @@ def _cached_tag_file(pretrained_cfg: dict) -> str | None:
         return str(target) if target and target.is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
-    repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+    repo, filename = os.path.split(hub)  # "org/model/file.bin", or "org/model/" for open_clip's default names
     for name in ([filename] if filename else list(HF_WEIGHT_FILES)):
         found = try_to_load_from_cache(repo, name)
         if isinstance(found, str):
