@@ -243,18 +243,11 @@ class RunsScreen(StoreScreen):
             self.notify(f"{name} is {run.get('status')}: only a queued run can be cancelled{hint}.", severity="warning")
             return
 
-        def cancel(store: Store) -> None:
-            from engine.config import ConfigError
-            from seca_tui import launcher
+        from seca_tui import launcher
 
-            try:
-                launcher.cancel(run["run_id"], store)
-            except ConfigError as error:  # it started (or was cancelled) meanwhile
-                self.app.call_from_thread(self.notify, str(error), severity="warning")
-                return
-            self.app.call_from_thread(self.notify, f"Cancelled {name}: it was queued and will not start.")
-
-        self.submit_once_confirmed(f"Cancel the queued run {name}?", cancel)
+        # refused if it started (or was cancelled) meanwhile
+        self.act_once_confirmed(f"Cancel the queued run {name}?", lambda store: launcher.cancel(run["run_id"], store),
+                                f"Cancelled {name}: it was queued and will not start.")
 
     def action_delete_run(self) -> None:
         """Delete the run under the cursor (its dir and rows), once the user says yes."""
@@ -263,18 +256,11 @@ class RunsScreen(StoreScreen):
             return
         name = run.get("name") or run["run_id"]
 
-        def delete(store: Store) -> None:
-            from engine.config import ConfigError
-            from seca_tui import housekeeping
+        from seca_tui import housekeeping
 
-            try:
-                housekeeping.remove(store, run["run_id"])
-            except ConfigError as error:  # running, or its engine still exits
-                self.app.call_from_thread(self.notify, str(error), severity="warning")
-                return
-            self.app.call_from_thread(self.notify, f"Deleted {name} and its run dir.")
-
-        self.submit_once_confirmed(f"Delete the run {name} and its run dir? This cannot be undone.", delete)
+        # refused if it is running, or its engine is still exiting
+        self.act_once_confirmed(f"Delete the run {name} and its run dir? This cannot be undone.",
+                                lambda store: housekeeping.remove(store, run["run_id"]), f"Deleted {name} and its run dir.")
 
     def action_rename_run(self) -> None:
         run = self.current_run()

@@ -104,8 +104,19 @@ class StoreScreen(Screen):
         if self._worker is not None:
             self._worker.stop()
 
-    def submit_once_confirmed(self, question: str, job: Callable[[Store], None]) -> None:
-        """Ask ``question``; on yes, run ``job`` on this screen's store thread."""
+    def act_once_confirmed(self, question: str, act: Callable[[Store], None], done: str) -> None:
+        """Ask ``question``; on yes, run ``act`` on this screen's store thread and say ``done``, or
+        the one sentence of the ConfigError by which it refused (the run changed meanwhile)."""
+        from engine.config import ConfigError
+
+        def job(store: Store) -> None:
+            try:
+                act(store)
+            except ConfigError as error:
+                self.app.call_from_thread(self.notify, str(error), severity="warning")
+                return
+            self.app.call_from_thread(self.notify, done)
+
         def confirmed(yes: bool | None) -> None:
             if yes and self._worker is not None:
                 self._worker.submit(job)
