@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.config import ConfigError, dump, load
+from engine.config import ConfigError, load, save
 from engine.parent import AgentWatch, under_torchrun
 
 
@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", 0))  # torchrun: one process per GPU, rank 0 writes the run's files
     if not args.resume and rank == 0:
-        tmp = saved.with_suffix(".yaml.tmp")
-        tmp.write_text(dump(cfg))
-        os.replace(tmp, saved)
+        save(cfg, saved)
     if not args.log_to_stderr:
         log = open(run_dir / ("engine.log" if rank == 0 else f"engine.rank{rank}.log"), "a", buffering=1)
         os.dup2(log.fileno(), 1)

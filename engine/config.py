@@ -371,3 +371,10 @@ def load(preset: str, overrides: list[str] = ()) -> Config:
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
+
+def save(cfg: Config, path: Path) -> None:
+    """Write ``cfg`` as YAML to ``path`` through a temporary file, so a reader never sees half of it."""
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(dump(cfg))
+    os.replace(tmp, path)
+

@@ -24,7 +24,7 @@ import open_clip
 import torch
 
 from engine import checkpoint, distributed, metrics
-from engine.config import Config, ConfigError, dump, to_dict
+from engine.config import Config, ConfigError, save, to_dict
 from engine.data.loader import Preprocess, TaskImages, batches, decode
 from engine.data.registry import load_source
 from engine.data.scenario import TaskPlan, build_plan
@@ -131,10 +131,8 @@ class Trainer:
 
     def start(self, resume: bool) -> Progress:
         progress = self.restore() if resume else Progress()
-        if self.dist.main:
-            tmp = self.run_dir / "config.yaml.tmp"
-            tmp.write_text(dump(self.cfg))
-            os.replace(tmp, self.run_dir / "config.yaml")
+        if self.dist.main:  # with quick_gelu resolved
+            save(self.cfg, self.run_dir / "config.yaml")
         # a resumed run announces itself again (resumed: true), so readers see it running at once
         self.events.emit(
             "run_started",
