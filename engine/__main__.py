@@ -19,9 +19,11 @@ from engine.parent import AgentWatch, under_torchrun
 
 
 def main(argv: list[str] | None = None) -> int:
-    # a stop that arrives while torch is still loading must not kill the process: remember it
+    # a stop that arrives while torch is still loading must not kill the process: remember it. SIGUSR1/2
+    # are what a Slurm job gets before its time limit or a preemption (seca_tui/slurm.py): the same stop,
+    # after which the job is requeued and resumes from the last task checkpoint.
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda *_: stop.set())
     agent = os.getppid()  # read first: if torchrun's agent dies later, this rank must notice
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n")[0])

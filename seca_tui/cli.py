@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,8 @@ from engine import config
 from engine.config import ConfigError
 from engine import paths
 from seca_tui import export, launcher, progress, queue, run_filter, table_fit, tasks
+from seca_tui import slurm as slurm_module
+from seca_tui.commands.slurm_flags import SlurmRequest, slurm_flags, submit as submit_to_slurm
 from seca_tui.export import run_record
 from seca_tui.store import ACTIVE, FINAL, STATUSES, Store
 
@@ -179,6 +180,7 @@ def _metrics_table(store: Store, run: dict) -> None:
 # ----------------------------------------------------------------------------------------- run & follow
 
 @command()
+@slurm_flags
 def run(
     preset: str = typer.Argument("demo", help="Preset name (see `seca-tui presets`) or a YAML file."),
     overrides: Optional[List[str]] = OverrideOpt,
@@ -192,20 +194,26 @@ def run(
     trials: Optional[str] = typer.Option(None, "--trials", metavar="all|N",
                                          help="Queue one run per trial (class order) of the preset: all, or the first N."),
     per_gpu: Optional[int] = typer.Option(None, "--per-gpu", metavar="N", help="Runs per device at once in the queue (implies --queue; kept for this home; default 1)."),
+    slurm: Optional[SlurmRequest] = None,
 ) -> None:
-    """Start a run (or queue runs); without --detach, follow until they end (Ctrl-C asks whether to stop)."""
+    """Start a run (or queue runs, or submit them to Slurm); without --detach, follow until they end (Ctrl-C asks whether to stop)."""
     gpu_spec = launcher.parse_gpus(gpus) if gpus is not None else None
     base = config.load(preset, overrides or [])  # the preset's own mistakes first, then its trials
     trial_overrides = _trials(base, trials) if trials is not None else [[]]
     # Everything is checked (dataset root, task plan) before anything is created.
-    cfgs = [launcher.prepare(preset, [*(overrides or []), *extra], _trial_name(name or base.name, extra))
+    cfgs = [launcher.prepare(preset, [*(overrides or []), *extra], _trial_name(name or base.name, extra), here=slurm is None)
             for extra in trial_overrides]
-    if in_queue or trials is not None or per_gpu is not None:
+    local = slurm is None and not (in_queue or trials is not None or per_gpu is not None)
+    if slurm is not None and (in_queue or per_gpu is not None):
+        raise ConfigError("--queue and --per-gpu are the local run queue's; with --slurm, Slurm queues the jobs.")
+    if slurm is not None and slurm_module.available():
+        raise ConfigError(slurm_module.available())
+    if not local and slurm is None:
         if per_gpu is not None and per_gpu < 1:
             raise ConfigError("--per-gpu needs at least 1 run per device.")
         queue.check_fits(gpu_spec, queue.devices())
     store = _store()
-    if not (in_queue or trials is not None or per_gpu is not None):
+    if local:
         handle = launcher.create_run(preset, overrides or [], name=name, gpus=gpu_spec, store=store, cfg=cfgs[0], tags=tags)
         launcher.start(handle.run_dir, store=store)
         typer.echo(f"Started run {handle.config.name} ({handle.config.method}, {handle.config.data.name}) "
@@ -218,13 +226,16 @@ def run(
     if per_gpu is not None:
         queue.set_per_gpu(store, per_gpu)
     handles = [launcher.create_run(preset, [*(overrides or []), *extra], name=cfg.name, gpus=gpu_spec, store=store,
-                                   cfg=cfg, queued=True, tags=tags) for cfg, extra in zip(cfgs, trial_overrides)]
-    started = dict(queue.schedule(store))
-    if queue.pending(store):
-        queue.ensure_scheduler()
-    for h in handles:
-        where = f"started on {','.join(started[h.run_id])}" if h.run_id in started else "queued"
-        typer.echo(f"Run {h.config.name} ({h.config.method}, {h.config.data.name}) {where}: {h.run_dir}")
+                                   cfg=cfg, queued=slurm is None, tags=tags) for cfg, extra in zip(cfgs, trial_overrides)]
+    if slurm is not None:
+        submit_to_slurm(store, [h.run_dir for h in handles], slurm)
+    else:
+        started = dict(queue.schedule(store))
+        if queue.pending(store):
+            queue.ensure_scheduler()
+        for h in handles:
+            where = f"started on {','.join(started[h.run_id])}" if h.run_id in started else "queued"
+            typer.echo(f"Run {h.config.name} ({h.config.method}, {h.config.data.name}) {where}: {h.run_dir}")
     run_ids = [h.run_id for h in handles]
     if detach:
         typer.echo("\n".join(run_ids))
@@ -399,15 +410,22 @@ def queue_cmd(
 
 
 @command()
+@slurm_flags
 def resume(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id, name, or a unique prefix."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start and return; print the run id on the last line."),
     in_queue: bool = typer.Option(False, "--queue", "-q", help="Wait in the run queue for a free device instead of resuming now."),
+    slurm: Optional[SlurmRequest] = None,
 ) -> None:
-    """Continue a stopped, failed or lost run after its last checkpoint."""
+    """Continue a stopped, failed or lost run after its last checkpoint (a Slurm run: as a new job, with its options and any given here)."""
     store = _store()
     run_id = store.resolve(run_ref)
-    if in_queue:
+    if slurm is not None or store.run(run_id)["slurm_job"]:
+        if in_queue:
+            raise ConfigError("--queue is the local run queue's; a Slurm run resumes in Slurm's queue.")
+        launcher.resume(run_id, store, slurm_given=slurm.given if slurm else {})
+        typer.echo(f"Resubmitted run {run_id} to Slurm as job {store.run(run_id)['slurm_job']}.")
+    elif in_queue:
         started = queue.resume(store, run_id)
         typer.echo(f"Run {run_id} resumed on {','.join(started)}." if started else f"Run {run_id} queued to resume.")
     else:
@@ -444,7 +462,7 @@ def runs(
         return
     _table(*table_fit.fit(  # the terminal's width: the less telling columns go first (--json has all)
         ["run", "name", "status", "device", "method", "dataset", "split", "last", "avg", "forgetting", "created"],
-        [[r["run_id"], r["name"], r["status"], r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
+        [[r["run_id"], r["name"], r["status"], slurm_module.cell(r) or r["device"] or "-", r["variant"] or "-", r["dataset"] or "-",
           r["split"] or "-", _num(r["last"]), _num(r["avg"]), _num(r["forgetting"]), _when(r["created"])]
          for r in found], shutil.get_terminal_size().columns, drop=("created", "split", "dataset"), cut="name",
         then=("device",)))
@@ -465,7 +483,7 @@ def show(
              ("method", run["variant"]), ("dataset", run["dataset"]), ("split", run["split"]),
              ("created", _when(run["created"])), ("finished", _when(run["finished"])),
              ("run dir", run["run_dir"]), ("tags", ", ".join(run["tags"])), ("notes", run["notes"]),
-             ("error", run["error"])]
+             ("error", run["error"]), ("slurm", slurm_module.job_line(run, history=True))]
     for key, value in pairs:
         if value:
             typer.echo(f"{key:<9} {value}")
@@ -547,23 +565,6 @@ def export_cmd(
 
 # ----------------------------------------------------------------------------------------- speed
 
-@command()
-def bench(
-    full_run: bool = typer.Option(False, "--full-run", help="Also time a whole 10-task run through the engine."),
-    full_run_epochs: int = typer.Option(10, "--full-run-epochs", metavar="N", help="Epochs per task of the full run."),
-    steps: Optional[int] = typer.Option(None, "--steps", metavar="N", help="Timed training steps."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    check_goals: bool = typer.Option(False, "--check-goals", help="Exit 1 when a GPU goal is not met."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of the table."),
-) -> None:
-    """How fast the SECA step runs here against the device's peak (python -m engine.bench)."""
-    argv = ["--device", device, "--full-run-epochs", str(full_run_epochs)]
-    argv += [flag for flag, on in (("--full-run", full_run), ("--check-goals", check_goals), ("--json", as_json)) if on]
-    argv += ["--steps", str(steps)] if steps else []
-    # its own process: torch stays out of the CLI, and the benchmark measures a process of its own
-    raise typer.Exit(subprocess.run([sys.executable, "-m", "engine.bench", *argv], env=launcher.child_env()).returncode)
-
-
 # ----------------------------------------------------------------------------------------- presets & data
 
 @command()
@@ -581,4 +582,4 @@ def presets() -> None:
 
 # Commands in their own modules register themselves on `app` when imported.
 from seca_tui.commands import importing as _importing, plot as _plot, results as _results, sweep as _sweep  # noqa: E402,F401
-from seca_tui.commands import data as _data, housekeeping as _housekeeping  # noqa: E402,F401
+from seca_tui.commands import bench as _bench, data as _data, housekeeping as _housekeeping  # noqa: E402,F401

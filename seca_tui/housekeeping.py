@@ -38,7 +38,8 @@ def remove(store: Store, run_id: str) -> None:
 def check_removable(run: dict) -> None:
     """Refuse to delete a running run, one waiting in the queue, or one whose processes still live."""
     name = run["name"] or run["run_id"]
-    waiting = run["status"] == "queued" and run.get("queued_at")  # a created run never started is not
+    # a created run never started is not waiting; one in the run queue or in Slurm's is
+    waiting = run["status"] == "queued" and (run.get("queued_at") or run.get("slurm_job"))
     if run["status"] == "running" or waiting:
         how = "`seca-tui cancel` takes it out of the queue" if waiting else "stop it first"
         raise ConfigError(f"Run {name} is {run['status']}; {how}.")

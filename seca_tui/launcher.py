@@ -32,6 +32,7 @@ from typing import Sequence
 
 from engine import config, paths
 from engine.config import Config, ConfigError
+from seca_tui import slurm
 from seca_tui.process import HOST, is_alive, run_processes
 from seca_tui.store import ACTIVE, Store
 
@@ -83,8 +84,10 @@ def parse_gpus(text: str) -> int | list[int]:
     return devices
 
 
-def prepare(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None) -> Config:
+def prepare(preset_or_file: str, overrides: Sequence[str] = (), name: str | None = None,
+            here: bool = True) -> Config:
     """The validated config of a new run, its dataset root and task plan checked (:func:`preflight`).
+    ``here``: it runs on this machine, so its device is checked too (not for a Slurm job's node).
     Raises :class:`ConfigError` (a :class:`DatasetError` shows the expected layout) for any mistake."""
     cfg = config.load(preset_or_file, list(overrides))
     if name:
@@ -97,11 +100,11 @@ def prepare(preset_or_file: str, overrides: Sequence[str] = (), name: str | None
     if cfg.model.pretrained and is_file_value(cfg.model.pretrained) and Path(cfg.model.pretrained).expanduser().exists():
         # the engine runs in the run dir: a checkpoint path relative to here would not be found there
         cfg.model.pretrained = str(Path(cfg.model.pretrained).expanduser().resolve())
-    preflight(cfg)
+    preflight(cfg, here)
     return cfg
 
 
-def preflight(cfg: Config) -> None:
+def preflight(cfg: Config, here: bool = True) -> None:
     """Check, without decoding or rendering an image, that the dataset is where the config says, that
     the task plan fits it (class order, number of tasks) and that the weights can be had (torch loads
     only to look up a hub tag). Raises what the engine would raise minutes later, after the run dir exists."""
@@ -109,7 +112,8 @@ def preflight(cfg: Config) -> None:
     from engine.data.scenario import build_plan
 
     build_plan(cfg.scenario, [f"class {i}" for i in range(class_count(cfg.data))])
-    _check_device(cfg.train.device)
+    if here:
+        _check_device(cfg.train.device)
     problem = weights_problem(cfg.model)
     if problem:
         raise ConfigError(problem)
@@ -255,6 +259,8 @@ def stop(run_id: str, store: Store | None = None) -> str:
         raise ConfigError(f"No run '{run_id}'.")
     if run["status"] not in ACTIVE:
         raise ConfigError(f"Run {run_id} is {run['status']}, so there is nothing to stop.")
+    if run["slurm_job"]:  # its job's owner signals it, wherever it runs
+        return slurm.stop(run, store)
     if run["status"] == "queued" and not run["pid"]:
         cancel(run_id, store)
         return "cancelled"
@@ -289,6 +295,9 @@ def cancel(run_id: str, store: Store | None = None) -> None:
     """Take a queued run out of the queue (status ``cancelled``); its run dir stays for the record.
     Checked and changed in one write transaction, so it cannot race a scheduler starting it."""
     store = store or Store.open()
+    run = store.run(run_id)
+    if run and run["slurm_job"] and run["status"] == "queued":
+        return slurm.cancel(run, store)
     with store.transaction() as db:
         row = db.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
@@ -300,10 +309,12 @@ def cancel(run_id: str, store: Store | None = None) -> None:
 
 
 def resume(run_id: str, store: Store | None = None, command: Sequence[str] | None = None,
-           queued: bool = False) -> int | None:
+           queued: bool = False, slurm_given: dict | None = None) -> int | None:
     """Restart a stopped, failed or lost run where its last checkpoint left it; returns the pid. A run
     that never started (created, or cancelled from the queue) starts from the beginning. ``queued``:
-    put it in the run queue instead, which resumes it when a device is free (returns ``None``)."""
+    put it in the run queue instead, which resumes it when a device is free (returns ``None``). A run
+    submitted to Slurm, or any run with ``slurm_given`` (Slurm options over its last ones), is submitted
+    to Slurm (returns ``None``)."""
     store = store or Store.open()
     run = store.run(run_id)
     if run is None:
@@ -321,6 +332,9 @@ def resume(run_id: str, store: Store | None = None, command: Sequence[str] | Non
     if leftovers:  # two engines writing one events.jsonl would garble the run's history
         pids = " ".join(map(str, leftovers))
         raise ConfigError(f"Run {run_id} still has engine processes ({pids}); end them first (kill {pids}).")
+    if run["slurm_job"] or slurm_given is not None:
+        slurm.resubmit(run, store, slurm_given)
+        return None
     if queued:  # the queue resumes what has run before (see :func:`has_started`) on the devices it frees
         store.update_run(run_id, status="queued", queued_at=time.time(), device=None, finished=None, error=None,
                          stop_requested=None)

@@ -34,7 +34,7 @@ __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",
-               "bwt", "created", "finished", "error"]
+               "bwt", "created", "finished", "error", "slurm_job", "slurm_state"]
 # imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
 STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
 ACTIVE = ("queued", "running")
@@ -115,8 +115,18 @@ def _v3(db: Database) -> None:
     """)
 
 
+def _v4(db: Database) -> None:
+    # Runs submitted to Slurm (seca_tui/slurm.py): the job id (``123``, an array element ``123_4``), and
+    # its state as Slurm last reported it (``PENDING``...) with the reason, node or elapsed time.
+    db.executescript("""
+        ALTER TABLE runs ADD COLUMN slurm_job TEXT;
+        ALTER TABLE runs ADD COLUMN slurm_state TEXT;
+        ALTER TABLE runs ADD COLUMN slurm_reason TEXT;
+    """)
+
+
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
-MIGRATIONS = [_v1, _v2, _v3]
+MIGRATIONS = [_v1, _v2, _v3, _v4]
 
 
 # ----------------------------------------------------------------------------------------- journal
@@ -349,11 +359,15 @@ class Store:
 
         On this host the pid decides; on another host (a shared home), or without a known pid, a
         heartbeat older than ``stale_after`` seconds does. A run is ingested once more first: a process that wrote its
-        final event and exited is finished, not lost. One that was asked to stop is ``stopped``.
+        final event and exited is finished, not lost. One that was asked to stop is ``stopped``. A run
+        submitted to Slurm is judged by its job's state instead (:func:`seca_tui.slurm.refresh`).
         """
-        lost = []
+        from seca_tui import slurm  # imports this module
+
+        lost = slurm.refresh(self)
         now = time.time()
-        for run in list(self.db.query("SELECT * FROM runs WHERE status = 'running'")):  # read whole: ingest writes
+        # read whole: ingest writes
+        for run in list(self.db.query("SELECT * FROM runs WHERE status = 'running' AND slurm_job IS NULL")):
             # A run started by hand (python -m engine run) has no pid we know of: judge it by heartbeat.
             alive = is_alive(run["pid"], run["host"], run["run_dir"]) if run["pid"] else None
             if alive is False and run_processes(run["run_dir"]):

@@ -18,6 +18,8 @@ import yaml
 from engine import config
 from engine.config import ConfigError
 from seca_tui import launcher, queue
+from seca_tui import slurm as slurm_module
+from seca_tui.commands.slurm_flags import SlurmRequest, slurm_flags, submit as submit_to_slurm
 from seca_tui.cli import OverrideOpt, _store, _table, _trial_name, _trials, command
 
 SWEEP_KEYS = {"preset", "grid", "set", "trials", "name", "queue"}
@@ -115,6 +117,7 @@ def expand(name: str, grids: list[tuple[str, list[str]]], trial_overrides: list[
 
 
 @command()
+@slurm_flags
 def sweep(
     preset: str = typer.Argument(..., metavar="PRESET|FILE.yaml", help="A preset (name or YAML file), or a sweep file."),
     grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2,...",
@@ -124,8 +127,9 @@ def sweep(
     in_queue: bool = typer.Option(False, "--queue", "-q", help="Wait in the run queue for free devices instead of starting all now."),
     name: Optional[str] = typer.Option(None, "--name", help="The sweep's name (tag sweep:NAME); default: the preset's."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and create nothing."),
+    slurm: Optional[SlurmRequest] = None,
 ) -> None:
-    """Start (or queue) one run per point of the grids' product, × trials, as one named sweep."""
+    """Start (or queue, or submit to Slurm as one array job) one run per point of the grids' product, × trials, as one named sweep."""
     spec = {"preset": preset, "grids": [], "sets": [], "trials": None, "name": None, "queue": False}
     if is_sweep_file(preset):
         spec = read_sweep_file(Path(preset))
@@ -141,16 +145,20 @@ def sweep(
     sweep_name = name or spec["name"] or base.name
     runs = expand(sweep_name, grids, _trials(base, trials) if trials is not None else [[]])
     # Everything is checked (each run's values, its dataset root and task plan) before anything exists.
-    cfgs = [launcher.prepare(spec["preset"], [*sets, *r.overrides], r.name) for r in runs]
+    cfgs = [launcher.prepare(spec["preset"], [*sets, *r.overrides], r.name, here=slurm is None) for r in runs]
     keys = [k for k, _ in grids]
     if dry_run:
         _table(["run", *keys, "trial"], [[r.name, *[_text(r.grid[k]) for k in keys], c.scenario.trial]
                                          for r, c in zip(runs, cfgs)])
         typer.echo(f"{len(runs)} runs in sweep {sweep_name} (dry run: nothing created).")
         return
-    queued = in_queue or spec["queue"]
+    if slurm is not None and in_queue:
+        raise ConfigError("--queue is the local run queue's; with --slurm, Slurm queues the jobs.")
+    queued = (in_queue or spec["queue"]) and slurm is None
     if queued:
         queue.check_fits(None, queue.devices())
+    if slurm is not None and slurm_module.available():
+        raise ConfigError(slurm_module.available())
     store = _store()
     tag = f"sweep:{sweep_name}"
     if store.db.execute("SELECT 1 FROM runs WHERE tags LIKE ? LIMIT 1", [f'%"{tag}"%']).fetchone():
@@ -158,7 +166,10 @@ def sweep(
     handles = [launcher.create_run(spec["preset"], [*sets, *r.overrides], name=r.name, store=store, cfg=c,
                                    queued=queued, tags=[tag], extra={"sweep": {"name": sweep_name, "grid": r.grid}})
                for r, c in zip(runs, cfgs)]
-    if queued:
+    if slurm is not None:
+        jobs = submit_to_slurm(store, [h.run_dir for h in handles], slurm)
+        started = {h.run_id: f"submitted as job {job}" for h, job in zip(handles, jobs)}
+    elif queued:
         started = {run_id: f"started on {','.join(chosen)}" for run_id, chosen in queue.schedule(store)}
         if queue.pending(store):
             queue.ensure_scheduler()

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, VerticalScroll
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
-from seca_tui import launcher, metrics, queue, tasks
+from seca_tui import launcher, metrics, queue, slurm, tasks
 from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
@@ -205,7 +205,7 @@ class LiveScreen(StoreScreen):
         self.model.apply(update.events)
         changed = self.model.take_changes()
         if update.run is not None:
-            status_changed = update.run.get("status") != self.run.get("status")
+            status_changed = any(update.run.get(k) != self.run.get(k) for k in ("status", "slurm_reason"))
             self.run = update.run
             self.model.n_tasks = self.model.n_tasks or self.run.get("n_tasks") or 0
             self._show_accuracy(update.run.get("matrix") or [], update.task_rows or [])
@@ -238,6 +238,7 @@ class LiveScreen(StoreScreen):
             n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if status == "running" else None,
             ips=m.ips, gpu_mem=m.gpu_mem,
             took=finished - started if status == "finished" and started and finished else None,
+            slurm=slurm.job_line(self.run),
         )
 
     def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:

@@ -4,7 +4,9 @@ The form is turned into ``key=value`` overrides on top of the preset and validat
 (``launcher.prepare``: the engine's config loader, then the dataset and task plan) before anything
 starts, so the user sees the same one-sentence error the CLI prints. Blank fields keep the preset's value.
 With "queue" ticked the run is submitted to the run queue (``seca-tui run --queue``) instead of started:
-it starts at once if a device is free, else when one frees up.
+it starts at once if a device is free, else when one frees up. With "Slurm" ticked it is submitted as
+a Slurm job (``seca-tui run --slurm``), the "Slurm opts" field's ``key=value`` pairs over the user
+config file's defaults.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static, TextArea
 
 from engine import config as engine_config
-from seca_tui import launcher, queue
+from seca_tui import launcher, queue, slurm
 from seca_tui.screens.live import LiveScreen
 from seca_tui.store import Store
 
@@ -74,6 +76,10 @@ class NewRunScreen(Screen):
                                        id="gpus"))
             yield _field("Queue", Checkbox("wait in the run queue for a free device",
                                            compact=True, id="queue"))
+            yield _field("Slurm", Checkbox("submit as a Slurm job (defaults: ~/.config/seca-tui/config.yaml)",
+                                           compact=True, id="slurm"))
+            yield _field("Slurm opts", Input(placeholder="partition=gpu time=4:00:00 (any sbatch option)",
+                                             compact=True, id="slurm-options"))
             yield Label("Overrides, one key=value per line (they win over the fields above):")
             yield TextArea(id="overrides")
             yield Static(id="verdict")
@@ -126,8 +132,17 @@ class NewRunScreen(Screen):
     def queued(self) -> bool:
         return self.query_one("#queue", Checkbox).value
 
+    def slurm_options(self) -> slurm.SlurmOptions | None:
+        """The Slurm options when the run goes to Slurm, else None."""
+        if not self.query_one("#slurm", Checkbox).value:
+            return None
+        if self.queued:
+            raise engine_config.ConfigError("Slurm queues the jobs itself; untick the run queue.")
+        return slurm.form_options(self._value("slurm-options"))
+
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        self.query_one("#launch", Button).label = "Queue" if event.value else "Launch"
+        label = "Submit" if self.query_one("#slurm", Checkbox).value else "Queue" if self.queued else "Launch"
+        self.query_one("#launch", Button).label = label
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_launch() if event.button.id == "launch" else self.action_validate()
@@ -147,7 +162,7 @@ class NewRunScreen(Screen):
             preset = self._value("preset")
             if not preset:
                 raise engine_config.ConfigError("Choose a preset.")
-            form = (preset, self.overrides(), self._value("name") or None, self.gpus())
+            form = (preset, self.overrides(), self._value("name") or None, self.gpus(), self.slurm_options())
         except engine_config.ConfigError as error:
             self._verdict(False, str(error))
             return
@@ -158,16 +173,22 @@ class NewRunScreen(Screen):
         self.run_worker(partial(self._prepare, *form, launch, self.queued, self._attempt), thread=True, group="form")
 
     def _prepare(
-        self, preset: str, overrides: list[str], name: str | None, gpus, launch: bool, queued: bool, attempt: int
+        self, preset: str, overrides: list[str], name: str | None, gpus, slurm_options: slurm.SlurmOptions | None,
+        launch: bool, queued: bool, attempt: int
     ) -> None:
         """On a worker thread: validate like the CLI does (config, dataset, task plan; with ``queued``, that
-        the queue's devices can hold the run); when launching, create the run dir and start the engine,
-        then show the run live, or submit it to the queue and go back to the runs."""
+        the queue's devices can hold the run; for Slurm, that its commands are here, not the device); when
+        launching, create the run dir and start the engine, then show the run live, or submit it to the
+        queue or to Slurm and go back to the runs."""
         try:
-            cfg = launcher.prepare(preset, overrides, name)
+            cfg = launcher.prepare(preset, overrides, name, here=slurm_options is None)
             if queued:
                 queue.check_fits(gpus, queue.devices())
-            if launch and queued:
+            if slurm_options is not None and slurm.available():
+                raise engine_config.ConfigError(slurm.available())
+            if launch and slurm_options is not None:
+                started = self._submit_slurm(preset, overrides, name, gpus, cfg, slurm_options)
+            elif launch and queued:
                 started = self._submit_queued(preset, overrides, name, gpus, cfg)
             elif launch:
                 handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus, cfg=cfg)
@@ -176,7 +197,9 @@ class NewRunScreen(Screen):
             text = str(error) if isinstance(error, engine_config.ConfigError) else f"{type(error).__name__}: {error}"
             self.app.call_from_thread(self._failed, text, attempt)
             return
-        if launch and queued:
+        if launch and slurm_options is not None:
+            self.app.call_from_thread(self._submitted, *started)
+        elif launch and queued:
             self.app.call_from_thread(self._queued, *started)
         elif launch:
             self.app.call_from_thread(self._open_live, handle.run_id, handle.run_dir)
@@ -198,6 +221,29 @@ class NewRunScreen(Screen):
         finally:
             store.close()
         return handle, started.get(handle.run_id)
+
+    def _submit_slurm(self, preset: str, overrides: list[str], name: str | None, gpus, cfg: engine_config.Config,
+                      options: slurm.SlurmOptions) -> tuple[launcher.RunHandle, str]:
+        """Submit the run as ``seca-tui run --slurm`` does; returns it and its job id. Should Slurm
+        refuse it, the run is removed again."""
+        from seca_tui import housekeeping
+
+        store = Store.open(self.app.home)
+        try:
+            handle = launcher.create_run(preset, overrides, name=name, home=self.app.home, gpus=gpus, store=store, cfg=cfg)
+            try:
+                (job,) = slurm.submit([handle.run_dir], options, store)
+            except engine_config.ConfigError:
+                housekeeping.remove(store, handle.run_id)
+                raise
+        finally:
+            store.close()
+        return handle, job
+
+    def _submitted(self, handle: launcher.RunHandle, job: str) -> None:
+        self.notify(f"Submitted {handle.config.name} to Slurm as job {job}.")
+        self.app.browser.table.select(handle.run_id)
+        self.app.pop_screen()
 
     def _queued(self, handle: launcher.RunHandle, devices: list[str] | None) -> None:
         if devices:

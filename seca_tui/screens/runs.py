@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from seca_tui import export
+from seca_tui import export, slurm
 from seca_tui.messages import RunsLoaded
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
@@ -139,6 +139,8 @@ class RunsScreen(StoreScreen):
         if run and run.get("status") in ("failed", "lost") and run.get("error"):
             # why the run under the cursor ended, where the eye already is
             summary = Text.assemble((f"{run['status']}: ", "bold red"), str(run["error"]))
+        elif run and slurm.job_line(run):
+            summary = Text.assemble(summary, "  ·  ", slurm.job_line(run))
         self.query_one("#runs-summary", Static).update(summary)
 
     def _refilter(self) -> None:

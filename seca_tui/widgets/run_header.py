@@ -1,4 +1,4 @@
-"""One line about a run: status, task k/T, epoch, ETA (or how long a finished run took), images/s and
+"""One line about a run: status (and its Slurm job's), task k/T, epoch, ETA (or how long a finished run took), images/s and
 GPU memory when reported."""
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ class RunHeader(Static):
     def show(
         self, *, name: str, status: str, task: int | None, n_tasks: int, epoch: int | None, epochs: int,
         eta: float | None, ips: float | None, gpu_mem: float | None, took: float | None = None,
+        slurm: str | None = None,
     ) -> None:
         parts: list[tuple[str, str]] = [(name, "bold"), (f"● {status}", STATUS_STYLE.get(status, "bold"))]
+        if slurm:
+            parts.append((slurm, "dim"))
         if task is not None:
             parts.append((f"task {tasks.number(task)}/{n_tasks or '?'}", ""))
         if epoch is not None and epochs:

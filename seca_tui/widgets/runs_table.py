@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from seca_tui import slurm
 from seca_tui.store import STATUSES
 from seca_tui.widgets.run_header import STATUS_STYLE
 
@@ -46,7 +47,10 @@ def when(value, now: dt.datetime | None = None) -> str:
 
 def device(run: dict) -> Text:
     """The devices a run holds ("cpu", "0,1"); for a queued run, dimmed, what it waits for: the listed
-    GPUs, a count of them, or any one device."""
+    GPUs, a count of them, or any one device. A Slurm run: its job and the job's state."""
+    job = slurm.cell(run)
+    if job:
+        return Text(job, style="dim" if run.get("status") == "queued" else "")
     if run.get("device"):
         return Text(str(run["device"]))
     if run.get("status") != "queued":
