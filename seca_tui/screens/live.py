@@ -23,6 +23,7 @@ from seca_tui.screens.live_model import LiveModel
 from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import Store
 from seca_tui.widgets.bar_list import BarList
+from seca_tui.widgets.gpu_panel import GpuPanel
 from seca_tui.widgets.heatmap import Heatmap
 from seca_tui.widgets.line_chart import LineChart
 from seca_tui.widgets.run_header import RunHeader
@@ -33,7 +34,7 @@ PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: 
 FAILURE_LOG_LINES = 5  # the engine's last lines shown with a failed run's error
 AFFINITY_MAX = 200  # classes the affinity heatmap shows one by one at full size (f)
 STEPPED = {"relevance": "relevance", "affinity": "affinity"}  # tabs whose heatmap [ and ] step through tasks
-TABS = ("accuracy", "relevance", "affinity", "losses", "log")
+TABS = ("accuracy", "relevance", "affinity", "losses", "log", "gpus")
 FIGURES = {"accuracy": "curves", "relevance": "relevance", "affinity": "affinity", "losses": "losses"}  # p saves
 
 
@@ -164,6 +165,8 @@ class LiveScreen(StoreScreen):
                 yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 3)", id="loss-chart")
             with TabPane("5 Log", id="log"):
                 yield Log(max_lines=2000, id="engine-log")
+            with TabPane("6 GPUs", id="gpus"):
+                yield GpuPanel(self.app.gpus, self.run_id, id="gpu-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -346,7 +349,7 @@ class LiveScreen(StoreScreen):
 
         kind = FIGURES.get(self.query_one(TabbedContent).active)
         if kind is None:
-            self.notify("The engine log has no figure; open another tab (1–4).", severity="warning")
+            self.notify("The engine log and the GPUs have no figure; open another tab (1–4).", severity="warning")
             return
         save_figure(self, kind, [self.run_id])
 
