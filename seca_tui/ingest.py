@@ -227,6 +227,11 @@ def _check_log(ev: dict) -> None:
     _need(isinstance(ev.get("level"), str) and isinstance(ev.get("message"), str), "level and message")
 
 
+def _check_phase(ev: dict) -> None:
+    _need(isinstance(ev.get("phase"), str) and isinstance(ev.get("message"), str), "phase and message")
+    _task(ev, "task", optional=True)
+
+
 def _check_run_finished(ev: dict) -> None:
     _number_or_none(ev, "last", "avg", "forgetting", "bwt")
 
@@ -243,7 +248,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "run_started": _check_run_started, "step": _check_step, "eval": _check_eval,
     "relevance": _check_relevance, "pool": _check_pool, "affinity": _check_affinity,
     "task_started": _check_task_started, "task_finished": _check_task_finished, "checkpoint": _check_checkpoint,
-    "log": _check_log, "run_finished": _check_run_finished, "run_failed": _check_run_failed,
+    "log": _check_log, "phase": _check_phase, "run_finished": _check_run_finished, "run_failed": _check_run_failed,
     "run_stopped": _check_run_stopped,
 }
 
