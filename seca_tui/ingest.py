@@ -276,10 +276,11 @@ def apply(db: Database, run_id: str, event: dict) -> None:
     if event["v"] > SCHEMA_VERSION:
         return
     check(event)
-    if isinstance(event["ts"], (int, float)):
+    if isinstance(event["ts"], (int, float)):  # the run started with its first event (its start-up's phase)
         db.execute(
-            "UPDATE runs SET heartbeat_ts = max(coalesce(heartbeat_ts, 0), ?) WHERE run_id = ?",
-            [event["ts"], run_id],
+            "UPDATE runs SET heartbeat_ts = max(coalesce(heartbeat_ts, 0), ?), started = coalesce(started, ?) "
+            "WHERE run_id = ?",
+            [event["ts"], event["ts"], run_id],
         )
     handler = HANDLERS.get(event["type"])
     if handler is not None:
@@ -323,8 +324,8 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     db["runs"].update(run_id, fields)
     env = ev.get("env") if isinstance(ev.get("env"), dict) else {}
     # A run started by hand has no launch.json: its own pid and host, when it reports them, allow pid checks.
-    db.execute("UPDATE runs SET started = coalesce(started, ?), pid = coalesce(pid, ?), host = coalesce(host, ?) "
-               "WHERE run_id = ?", [ev["ts"], env.get("pid"), env.get("host"), run_id])
+    db.execute("UPDATE runs SET pid = coalesce(pid, ?), host = coalesce(host, ?) WHERE run_id = ?",
+               [env.get("pid"), env.get("host"), run_id])
 
 
 def _step(db: Database, run_id: str, ev: dict) -> None:

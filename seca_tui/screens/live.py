@@ -21,7 +21,7 @@ from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
 from seca_tui.screens.store_worker import StoreScreen
-from seca_tui.store import Store
+from seca_tui.store import ACTIVE, Store
 from seca_tui.widgets.bar_list import BarList
 from seca_tui.widgets.gpu_panel import GpuPanel
 from seca_tui.widgets.heatmap import Heatmap
@@ -178,6 +178,12 @@ class LiveScreen(StoreScreen):
         affinity.fit_hint = "f shows every class"
         affinity.max_size = self._affinity_size()
         self._show_header()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """The header's wall time counts on while the run runs, with or without events."""
+        if (self.run.get("status") or self.model.status) == "running":
+            self._show_header()
 
     # ------------------------------------------------------------------------------ store thread
 
@@ -236,11 +242,13 @@ class LiveScreen(StoreScreen):
         # The store's status wins: it alone knows `lost` (the process vanished without a final event).
         status = self.run.get("status") or m.status
         started, finished = self.run.get("started"), self.run.get("finished")
+        running = status == "running"
+        end = time.time() if running else finished  # a lost run's end is unknown
         self.query_one(RunHeader).show(
             name=self.run.get("name") or self.run_id, status=status, task=m.task,
-            n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if status == "running" else None,
-            ips=m.ips, gpu_mem=m.gpu_mem,
-            took=finished - started if status == "finished" and started and finished else None,
+            n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if running else None,
+            ips=m.ips, gpu_mem=m.gpu_mem, took=end - started if started and end else None,
+            phase=m.phase if status in ACTIVE else None,  # queued: started by hand, run_started not yet out
         )
 
     def _show_accuracy(self, matrix: list[list[float | None]], task_rows: list[dict]) -> None:
