@@ -153,8 +153,9 @@ class GpuMonitor:
         try:
             self._sampler = self._sampler or self._open()
             gpus = self._sampler.sample()
-        except GpuUnavailable as error:
-            self.unavailable, self.rows = str(error), []
+        except Exception as error:  # noqa: BLE001 - a broken binding must not end the store poll it runs in
+            known = isinstance(error, GpuUnavailable)
+            self.unavailable, self.rows = str(error) if known else f"{type(error).__name__}: {error}", []
             return
         runs = [r for r in store.runs(status="running", include_archived=True) if r.get("host") in (None, HOST)]
         held = holders(gpus, runs)

@@ -139,6 +139,28 @@ def test_without_nvml_the_panel_and_the_command_say_why_in_one_line(home, monkey
     assert json.loads(ok("gpus", "--json")) == {"gpus": [], "unavailable": reason}
 
 
+def test_a_binding_that_breaks_mid_run_is_reported_and_sampling_stops(machine, home, monkeypatch):
+    """An NVML error while sampling (a GPU fell off the bus) or an unexpected one from the binding ends
+    the panel with the reason, never the browser's store poll that samples."""
+    monkeypatch.setattr(gpus, "SAMPLE_S", 0.0)
+    store, nvml = Store.open(home), sys.modules["pynvml"]
+    memory = nvml.nvmlDeviceGetMemoryInfo
+    for error, reason in ((nvml.NVMLError("GPU is lost"), "GPU is lost"), (OSError("bad handle"), "OSError: bad handle")):
+        monkeypatch.setattr(nvml, "nvmlDeviceGetMemoryInfo", memory)
+        monitor = gpus.GpuMonitor()
+        monitor.sample(store)
+        assert len(monitor.rows) == 2
+
+        def broken(handle, error=error):
+            raise error
+
+        monkeypatch.setattr(nvml, "nvmlDeviceGetMemoryInfo", broken)
+        monitor.sample(store)
+        assert (monitor.unavailable, monitor.rows) == (reason, [])
+        monitor.sample(store)  # not asked again
+        assert monitor.unavailable == reason
+
+
 def test_gpus_command_prints_the_panel_as_a_table_and_as_json(machine):
     table = ok("gpus").splitlines()
     assert table[0].split() == gpus.HEADERS
