@@ -32,7 +32,7 @@ class GpuUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Gpu:
-    index: int  # NVML's index, which CUDA_VISIBLE_DEVICES uses when devices are listed in PCI order
+    index: int  # NVML's index: the number nvidia-smi shows, and so the queue's device names
     name: str
     util: int | None  # percent of the last sample period a kernel ran; None where NVML does not say (MIG)
     mem_used: int  # bytes
@@ -70,7 +70,7 @@ class NvmlSampler:
 
     def sample(self) -> list[Gpu]:
         try:
-            return [self._read(index, handle, name) for index, (handle, name) in enumerate(zip(self.handles, self.names))]
+            return [self._read(i, handle, name) for i, (handle, name) in enumerate(zip(self.handles, self.names))]
         except self.nvml.NVMLError as error:  # a GPU fell off the bus, the driver was unloaded
             raise GpuUnavailable(str(error)) from None
 
@@ -89,7 +89,8 @@ class NvmlSampler:
             return None
 
 
-def holders(gpus: list[Gpu], runs: list[dict], args_of: Callable[[int], list[str]] = arguments) -> dict[int, list[dict]]:
+def holders(gpus: list[Gpu], runs: list[dict],
+            args_of: Callable[[int], list[str]] = arguments) -> dict[int, list[dict]]:
     """The runs on each GPU, by index: ``runs`` are the running runs of this host (store rows)."""
     held: dict[int, list[dict]] = {gpu.index: [] for gpu in gpus}
     placed: set[str] = set()
@@ -114,8 +115,9 @@ def gib(n: int) -> str:
 
 def cells(gpu: Gpu, runs: list[dict]) -> list[str]:
     """One GPU as the table's cells (:data:`HEADERS`)."""
+    names = ", ".join(r.get("name") or r["run_id"] for r in runs)
     return [str(gpu.index), gpu.name.removeprefix("NVIDIA "), "-" if gpu.util is None else f"{gpu.util}%",
-            f"{gib(gpu.mem_used)}/{gib(gpu.mem_total)} GiB", ", ".join(r.get("name") or r["run_id"] for r in runs) or "-"]
+            f"{gib(gpu.mem_used)}/{gib(gpu.mem_total)} GiB", names or "-"]
 
 
 def unavailable_line(reason: str) -> str:

@@ -103,7 +103,7 @@ def test_the_browser_and_the_live_screen_show_the_gpus_over_time(machine, home, 
             assert first.index("▁") < first.index("█")  # oldest on the left
             assert "A100" in second and "7.5/80.0 GiB" in second and second.rstrip().endswith("beta")
             assert "gamma" not in first + second  # finished: it holds nothing
-            assert len(first) <= size[0]
+            assert len(first) <= app.browser.query_one("#runs-gpus").content_size.width  # whole, names too
 
             app.open_run("r-alpha")
             await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen), what="the live screen")
@@ -145,7 +145,8 @@ def test_a_binding_that_breaks_mid_run_is_reported_and_sampling_stops(machine, h
     monkeypatch.setattr(gpus, "SAMPLE_S", 0.0)
     store, nvml = Store.open(home), sys.modules["pynvml"]
     memory = nvml.nvmlDeviceGetMemoryInfo
-    for error, reason in ((nvml.NVMLError("GPU is lost"), "GPU is lost"), (OSError("bad handle"), "OSError: bad handle")):
+    for error, reason in ((nvml.NVMLError("GPU is lost"), "GPU is lost"),
+                          (OSError("bad handle"), "OSError: bad handle")):
         monkeypatch.setattr(nvml, "nvmlDeviceGetMemoryInfo", memory)
         monitor = gpus.GpuMonitor()
         monitor.sample(store)
