@@ -2,6 +2,10 @@
 
 One JSON object per line, written whole and flushed per line, fsynced at task boundaries, never
 rewritten. ``seq`` continues across ``--resume``. Safe to call from the heartbeat thread.
+
+Besides design.md's table: ``phase`` (fields ``phase``: data, model, task or eval; ``message``: what runs,
+for people, tasks numbered from 1; ``task``: 0-based, with task and eval) marks the long stretches without
+other events, so the first events of a run come before ``run_started``.
 """
 from __future__ import annotations
 

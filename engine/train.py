@@ -92,9 +92,12 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
+        # Start-up takes a while before run_started (rendering shapes-r, loading CLIP): readers see which part.
+        self.phase("data", f"preparing dataset {cfg.data.name}")
         self.source = load_source(cfg.data)
         self.plan: TaskPlan = build_plan(cfg.scenario, self.source.class_names)
         torch.manual_seed(cfg.train.seed)  # a randomly initialised CLIP (pretrained: none) is the same on resume
+        self.phase("model", f"loading model {cfg.model.name}")
         self.clip = load_clip(cfg.model, self.device)
         # `auto` is recorded as what it resolved to, so config.yaml and run_started say which activation ran
         cfg.model.quick_gelu = "true" if self.clip.weights.quick_gelu else "false"
@@ -104,6 +107,10 @@ class Trainer:
         self.test_cache: dict[int, TaskImages] = {}
         # bf16 autocast on GPU (the method's setting); exact fp32 on CPU so runs are reproducible
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" else nullcontext
+
+    def phase(self, phase: str, message: str, **fields) -> None:
+        """What the engine is doing now, for readers waiting on a long stretch without other events."""
+        self.events.emit("phase", phase=phase, message=message, **fields)
 
     # ------------------------------------------------------------------------------------ data
 
@@ -189,6 +196,7 @@ class Trainer:
                 raise StopRequested
             t0 = time.time()
             self.events.emit("task_started", task=task, classes=self.plan.tasks[task])
+            self.phase("task", f"building task {_numbered(task)}: decoding images, caching features", task=task)
             torch.manual_seed(self.cfg.train.seed * 1000 + task)  # per task, so a resumed run matches
             train_set = self.images(self.source.train, self.plan.tasks[task])
             log.info("task %d/%d started: %d classes, %d training images", _numbered(task), len(self.plan.tasks),
@@ -196,6 +204,7 @@ class Trainer:
             self.learner.begin_task(task, self.feature_loader(train_set))
             if self.learner.trains and self.cfg.train.epochs:
                 self.train_task(task, train_set)
+            self.phase("eval", f"finishing task {_numbered(task)}, then evaluating every task so far", task=task)
             for type_, body in self.learner.end_task(task, self.feature_loader(train_set)):
                 self.events.emit(type_, **body)
             self.evaluate(task, progress)

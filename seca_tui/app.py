@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.markup import escape
 from textual.screen import Screen
 
+from seca_tui.gpus import GpuMonitor
 from seca_tui.messages import StoreFailed
 from seca_tui.screens.runs import RunsScreen
 
@@ -30,6 +31,7 @@ class SecaApp(App):
     def __init__(self, home: str | Path | None = None) -> None:
         super().__init__()
         self.home = Path(home).expanduser() if home else None
+        self.gpus = GpuMonitor()  # sampled by the browser's store thread, shown by every screen's GPU panel
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()

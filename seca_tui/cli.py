@@ -582,4 +582,4 @@ def presets() -> None:
 
 # Commands in their own modules register themselves on `app` when imported.
 from seca_tui.commands import importing as _importing, plot as _plot, results as _results, sweep as _sweep  # noqa: E402,F401
-from seca_tui.commands import bench as _bench, data as _data, housekeeping as _housekeeping  # noqa: E402,F401
+from seca_tui.commands import bench as _bench, data as _data, gpus as _gpus, housekeeping as _housekeeping  # noqa: E402,F401

@@ -227,6 +227,11 @@ def _check_log(ev: dict) -> None:
     _need(isinstance(ev.get("level"), str) and isinstance(ev.get("message"), str), "level and message")
 
 
+def _check_phase(ev: dict) -> None:
+    _need(isinstance(ev.get("phase"), str) and isinstance(ev.get("message"), str), "phase and message")
+    _task(ev, "task", optional=True)
+
+
 def _check_run_finished(ev: dict) -> None:
     _number_or_none(ev, "last", "avg", "forgetting", "bwt")
 
@@ -243,7 +248,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "run_started": _check_run_started, "step": _check_step, "eval": _check_eval,
     "relevance": _check_relevance, "pool": _check_pool, "affinity": _check_affinity,
     "task_started": _check_task_started, "task_finished": _check_task_finished, "checkpoint": _check_checkpoint,
-    "log": _check_log, "run_finished": _check_run_finished, "run_failed": _check_run_failed,
+    "log": _check_log, "phase": _check_phase, "run_finished": _check_run_finished, "run_failed": _check_run_failed,
     "run_stopped": _check_run_stopped,
 }
 
@@ -271,10 +276,11 @@ def apply(db: Database, run_id: str, event: dict) -> None:
     if event["v"] > SCHEMA_VERSION:
         return
     check(event)
-    if isinstance(event["ts"], (int, float)):
+    if isinstance(event["ts"], (int, float)):  # the run started with its first event (its start-up's phase)
         db.execute(
-            "UPDATE runs SET heartbeat_ts = max(coalesce(heartbeat_ts, 0), ?) WHERE run_id = ?",
-            [event["ts"], run_id],
+            "UPDATE runs SET heartbeat_ts = max(coalesce(heartbeat_ts, 0), ?), started = coalesce(started, ?) "
+            "WHERE run_id = ?",
+            [event["ts"], event["ts"], run_id],
         )
     handler = HANDLERS.get(event["type"])
     if handler is not None:
@@ -318,8 +324,8 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     db["runs"].update(run_id, fields)
     env = ev.get("env") if isinstance(ev.get("env"), dict) else {}
     # A run started by hand has no launch.json: its own pid and host, when it reports them, allow pid checks.
-    db.execute("UPDATE runs SET started = coalesce(started, ?), pid = coalesce(pid, ?), host = coalesce(host, ?) "
-               "WHERE run_id = ?", [ev["ts"], env.get("pid"), env.get("host"), run_id])
+    db.execute("UPDATE runs SET pid = coalesce(pid, ?), host = coalesce(host, ?) WHERE run_id = ?",
+               [env.get("pid"), env.get("host"), run_id])
 
 
 def _step(db: Database, run_id: str, ev: dict) -> None:

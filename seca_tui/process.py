@@ -48,16 +48,24 @@ def _signal_zero(pid: int) -> bool:
 def run_processes(run_dir: str | Path) -> list[int]:
     """Live processes on this host whose command line names ``run_dir`` as an argument: the engine,
     or the ranks of a torchrun whose agent (the pid we recorded) has died. Empty without procfs."""
-    target = str(run_dir).encode()
+    target = str(run_dir)
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
+        if target not in arguments(int(proc.name)):
+            continue
         try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            if target not in args:
-                continue
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue  # it exited meanwhile
         if state not in ("Z", "X") and int(proc.name) != os.getpid():
             found.append(int(proc.name))
     return sorted(found)
+
+
+def arguments(pid: int) -> list[str]:
+    """The command line of process ``pid`` on this host, one item per argument; empty when it is gone
+    (or there is no procfs)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []

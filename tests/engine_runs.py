@@ -60,6 +60,11 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def started(evs: list[dict]) -> dict:
+    """The run's first ``run_started``: the start-up's ``phase`` events come before it."""
+    return next(e for e in evs if e["type"] == "run_started")
+
+
 def wait_for(predicate, timeout: float = 120, interval: float = 0.05, describe=None):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds, with
     ``describe()`` (what the processes left behind, say) in the message."""

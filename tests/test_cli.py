@@ -23,7 +23,7 @@ from tests.runlog import CONFIG, fake_engine, run_events, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["run", "attach", "stop", "cancel", "queue", "resume", "runs", "show", "compare", "export", "presets", "data",
-            "data check", "rm", "rename", "tag"]
+            "data check", "rm", "rename", "tag", "gpus"]
 
 
 def one_sentence_error(result, *fragments: str) -> None:

@@ -28,11 +28,11 @@ def full_run(preset, tmp_path_factory):
 
 def test_event_stream_in_order(full_run):
     run_dir, evs = full_run
-    types = [e["type"] for e in evs if e["type"] not in ("heartbeat", "log")]
+    types = [e["type"] for e in evs if e["type"] not in ("heartbeat", "log", "phase")]
     assert types[0] == "run_started" and types[-1] == "run_finished"
     assert [e["seq"] for e in evs] == list(range(len(evs)))
     assert all(e["v"] == 1 and isinstance(e["ts"], float) for e in evs)
-    started = evs[0]
+    started = engine_runs.started(evs)
     assert started["tasks"] == [[0, 1], [2, 3], [4, 5]] and len(started["class_names"]) == 6
     # per task: task_started, its steps, the method's reports, eval, checkpoint, task_finished
     for task in range(3):
@@ -51,12 +51,27 @@ def test_event_stream_in_order(full_run):
             assert (run_dir / e["path"]).is_file() and len(e["sha256"]) == 64
 
 
+def test_phase_events_say_what_the_engine_does_before_run_started_and_around_each_task(full_run):
+    """Start-up (the data, CLIP) runs before run_started, and each task is built and evaluated without
+    step events: a phase event opens each of these stretches, its message for people (tasks from 1)."""
+    _, evs = full_run
+    shown = [(e["type"], e.get("phase"), e.get("task")) for e in evs
+             if e["type"] in ("phase", "run_started", "task_started", "eval")]
+    assert shown[:3] == [("phase", "data", None), ("phase", "model", None), ("run_started", None, None)]
+    for task in range(3):
+        i = shown.index(("task_started", None, task))
+        assert shown[i + 1:i + 4] == [("phase", "task", task), ("phase", "eval", task), ("eval", None, None)]
+    messages = [e["message"] for e in evs if e["type"] == "phase"]
+    assert messages[:3] == ["preparing dataset folder", "loading model seca-tiny",
+                            "building task 1: decoding images, caching features"]
+
+
 def test_the_resolved_activation_is_recorded(full_run):
     """model.quick_gelu: auto resolves (seca-tiny's config says QuickGELU) and config.yaml and the
     run_started event record what ran, so a resume or a reader never has to guess."""
     run_dir, evs = full_run
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["quick_gelu"] == "true"
-    started = evs[0]
+    started = engine_runs.started(evs)
     assert started["config"]["model"]["quick_gelu"] == "true"
     assert started["env"]["activation"] == "QuickGELU" and "seca-tiny" in started["env"]["activation_from"]
 
@@ -76,7 +91,7 @@ def test_metrics_agree_with_eval_events(full_run):
 
 def test_clip_weights_untouched(full_run):
     _, evs = full_run
-    before = evs[0]["env"]["clip_sha256"]
+    before = engine_runs.started(evs)["env"]["clip_sha256"]
     assert evs[-1]["clip_sha256"] == before
     # the digest is of the real model: rebuilding it the engine's way gives the same bytes
     torch.manual_seed(3)

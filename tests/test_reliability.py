@@ -337,13 +337,14 @@ def test_5_lines_of_the_wrong_shape_are_reported_and_their_neighbours_kept(home)
         '{"v": 1, "seq": 99999999999999999999, "type": "heartbeat"}\n',  # past SQLite's integers
         'garbled \r with a carriage return\n',  # a stray \r does not shift the numbers after it
         '{"v": 1, "seq": 50, "ts": "noon", "type": "heartbeat"}\n',
+        line(n + 6, "phase", phase="data", message=["not", "text"], task=-1),
     ]
-    good = line(n + 6, "eval", after_task=1, task_acc=[55.0, 65.0], task_n=[10, 20], acc=61.67)
+    good = line(n + 7, "eval", after_task=1, task_acc=[55.0, 65.0], task_n=[10, 20], acc=61.67)
     with open(run_dir / "events.jsonl", "a") as f:
         f.write("".join(bad) + good)
     report = store.ingest(run_dir)
     assert report.bad_lines == list(range(n + 1, n + len(bad) + 1))
-    assert report.new_events == 1 and store.latest("r1", "eval")["seq"] == n + 6
+    assert report.new_events == 1 and store.latest("r1", "eval")["seq"] == n + 7
     assert store.run("r1")["matrix"][1][:2] == [55.0, 65.0]
     for table in export.TABLES:  # every reader copes with what was kept
         export.table_rows(store, ["r1"], table)

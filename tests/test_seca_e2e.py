@@ -53,7 +53,8 @@ def assert_finished(code, evs, run_dir):
     assert code == 0, log
     kinds = [e["type"] for e in evs]
     assert "run_failed" not in kinds, next(e for e in evs if e["type"] == "run_failed")
-    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert [k for k in kinds if k != "heartbeat"][:3] == ["phase", "phase", "run_started"]  # data, model
+    assert kinds[-1] == "run_finished"
     assert [e["after_task"] for e in evs if e["type"] == "eval"] == [0, 1, 2]
 
 
@@ -66,7 +67,7 @@ def assert_losses(evs, kd, classifier, replay):
 
 def check_reports(evs, kd: str, sevpr: bool):
     """affinity / relevance / pool agree with the plan in run_started and with each other."""
-    started = evs[0]
+    started = engine_runs.started(evs)
     names, tasks = started["class_names"], started["tasks"]
     by_task = {}
     for e in evs:
@@ -117,7 +118,7 @@ def check_reports(evs, kd: str, sevpr: bool):
 def test_method_runs_to_the_end(method_runs, method):
     code, evs, run_dir = method_runs[method]
     assert_finished(code, evs, run_dir)
-    cfg = evs[0]["config"]["seca"]
+    cfg = engine_runs.started(evs)["config"]["seca"]
     if method == "zeroshot":
         assert not [e for e in evs if e["type"] in ("step", "affinity", "relevance", "pool")]
     else:

@@ -3,12 +3,14 @@ engine run started while the screen is open fills it in (Pilot)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
 
 from seca_tui import launcher
 from seca_tui.app import SecaApp
+from seca_tui.process import HOST
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live import LiveScreen
 from seca_tui.widgets.bar_list import BarList
@@ -69,7 +71,7 @@ def test_every_panel_shows_the_run(home, engine_runs):
             assert text(app, "#summary") == "  ·  ".join(
                 f"{label} {final[key]:.1f}" for label, key in (("Last", "last"), ("Avg", "avg"),
                                                                ("Forgetting", "forgetting"), ("BWT", "bwt")))
-            took = final["ts"] - last_of(events, "run_started")["ts"]
+            took = final["ts"] - events[0]["ts"]  # wall time from the engine's first event (its start-up)
             assert f"took {round(took)}s" in text(app, "#run-header")  # a tiny run takes seconds
             forgetting = [(f"T{i + 1}", max(r[i] for r in rows[i:-1]) - rows[-1][i]) for i in range(2)]
             assert screen.query_one("#forgetting", BarList).items == forgetting
@@ -199,6 +201,47 @@ def test_appended_events_reach_the_panels(home, engine_runs):
 
             append_events(run_dir, pending)
             await wait_for(pilot, lambda: "finished" in text(app, "#run-header"), what="the end of the run")
+
+    try:
+        run_app(scenario)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_header_says_what_the_engine_does_while_it_starts_and_counts_the_wall_time(home, engine_runs):
+    """A real run's events written one stretch at a time: the data, the model, building task 1 (phase
+    events, before and after run_started) show in the header until the first step; meanwhile the wall
+    time since the engine's first event counts on without events ("elapsed"), and at the end it is how
+    long the run took from that first event, not from run_started."""
+    run_dir, pending = make_run(home, "r1", engine_runs["alpha"], name="alpha", stop_after=("phase", None))
+    proc = fake_engine(run_dir)
+    Store.open(home).register(run_dir, status="running", pid=proc.pid, host=HOST)  # as the launcher records it
+    first = events_of(run_dir)[0]
+    phases = [e for e in pending if e["type"] == "phase"]
+    model, pending = split_after(pending, "phase", None)
+    built, pending = split_after(pending, "phase", 0)
+    stepping, pending = split_after(pending, "step", 0)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_live(pilot, app, "r1")
+            assert f"{first['message']}…" in text(app, "#run-header")
+            assert Store.open(home).run("r1")["started"] == first["ts"]
+            clock = re.search(r"elapsed (\S+)", text(app, "#run-header")).group(1)
+            await wait_for(pilot, lambda: f"elapsed {clock}" not in text(app, "#run-header"), what="the clock")
+            for chunk, shown in ((model, phases[0]), (built, phases[1])):
+                append_events(run_dir, chunk)
+                await wait_for(pilot, lambda: f"{shown['message']}…" in text(app, "#run-header"), what=shown["phase"])
+            assert shown["message"].startswith("building task 1") and "task 1/3" in text(app, "#run-header")
+            append_events(run_dir, stepping)
+            await wait_for(pilot, lambda: "img/s" in text(app, "#run-header"), what="the first step")
+            assert "…" not in text(app, "#run-header")
+            append_events(run_dir, pending)
+            await wait_for(pilot, lambda: "finished" in text(app, "#run-header"), what="the end")
+            assert f"took {round(pending[-1]['ts'] - first['ts'])}s" in text(app, "#run-header")
+            assert "elapsed" not in text(app, "#run-header") and "…" not in text(app, "#run-header")
 
     try:
         run_app(scenario)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import yaml
 
 from seca_tui import launcher
@@ -33,6 +34,24 @@ async def check(pilot, form: NewRunScreen, timeout: float = 5.0) -> str:
 
 def test_demo_preset_comes_first():
     assert preset_choices()[0] == "demo"
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_keys_typed_after_tab_fill_the_field_it_reached(home, size):
+    """Letters that are keys elsewhere (n new run, s stop, r resume, ? keys, q) go into the Input that Tab
+    moved to, not to a binding; Tab again moves on to the next field."""
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=size) as pilot:
+            form = await open_form(pilot, app)
+            await wait_for(pilot, lambda: app.focused is form.query_one("#preset"), what="the preset focused")
+            await pilot.press("tab", *"nrs?q")
+            assert app.focused is form.query_one("#name") and form.query_one("#name").value == "nrs?q"
+            await pilot.press("tab", "tab", *"12")  # past the dataset Select to the number of tasks
+            assert form.query_one("#n_tasks").value == "12"
+            assert app.screen is form and not app.screen.query("HelpPanel")
+
+    run_app(scenario)
 
 
 def test_config_errors_show_inline(home):

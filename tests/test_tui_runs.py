@@ -74,6 +74,24 @@ def test_filter_by_text_and_status(three_runs):
     run_app(scenario)
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+def test_keys_typed_after_tab_go_to_the_filter(three_runs, size):
+    """From the table, Tab reaches the filter; letters that are the browser's keys there (n new run, a
+    archive, c compare, e export, t tags) are typed into it, and filter."""
+    async def scenario():
+        async with browsing(three_runs, size) as (app, pilot):
+            await pilot.press("tab")
+            assert app.focused is app.browser.query_one("#search")
+            await pilot.press(*"beta")
+            await wait_for(pilot, lambda: names(app) == ["beta"], what="the filter to keep beta")
+            await pilot.press(*["backspace"] * 4, *"n", "a", "c", "e", "t")
+            await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="no run matches 'nacet'")
+            assert app.screen is app.browser and app.browser.query_one("#search").value == "nacet"
+            assert not any(run.get("archived") for run in Store.open(three_runs).runs(include_archived=True))
+
+    run_app(scenario)
+
+
 def test_sort_by_key_and_by_header(three_runs):
     async def scenario():
         async with browsing(three_runs, (120, 40)) as (app, pilot):

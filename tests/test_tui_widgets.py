@@ -78,6 +78,17 @@ def test_live_model_progress_eta_and_losses():
     assert model.take_changes() >= {"header", "losses"} and model.take_changes() == set()
 
 
+def test_live_model_phase_lasts_until_the_engine_trains_evaluates_or_ends():
+    model = LiveModel()
+    phase = {"type": "phase", "phase": "model", "message": "loading model seca-tiny"}
+    model.apply([{"seq": 0, **phase}, {"seq": 1, "type": "run_started", "tasks": [[0]]}])
+    assert model.phase == "loading model seca-tiny" and "header" in model.take_changes()  # run_started keeps it
+    for seq, ends in enumerate(({"type": "step", "task": 0}, {"type": "eval", "after_task": 0, "task_acc": [1.0]},
+                                {"type": "task_finished", "task": 0}, {"type": "run_failed", "error": "x"}), 2):
+        model.apply([{"seq": 2 * seq, **phase}, {"seq": 2 * seq + 1, **ends}])
+        assert model.phase is None, ends["type"]
+
+
 def test_heatmap_refits_to_the_room_it_is_given():
     """A 100-class matrix (the demo's affinity after its last task) in 60×20 cells, then whole again."""
     from textual.app import App

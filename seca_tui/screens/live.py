@@ -21,8 +21,9 @@ from seca_tui.messages import RunUpdate
 from seca_tui.screens.confirm import ConfirmScreen
 from seca_tui.screens.live_model import LiveModel
 from seca_tui.screens.store_worker import StoreScreen
-from seca_tui.store import Store
+from seca_tui.store import ACTIVE, Store
 from seca_tui.widgets.bar_list import BarList
+from seca_tui.widgets.gpu_panel import GpuPanel
 from seca_tui.widgets.heatmap import Heatmap
 from seca_tui.widgets.line_chart import LineChart
 from seca_tui.widgets.run_header import RunHeader
@@ -33,7 +34,7 @@ PER_TASK_CURVES = 10  # more per-task accuracy curves than this are unreadable: 
 FAILURE_LOG_LINES = 5  # the engine's last lines shown with a failed run's error
 AFFINITY_MAX = 200  # classes the affinity heatmap shows one by one at full size (f)
 STEPPED = {"relevance": "relevance", "affinity": "affinity"}  # tabs whose heatmap [ and ] step through tasks
-TABS = ("accuracy", "relevance", "affinity", "losses", "log")
+TABS = ("accuracy", "relevance", "affinity", "losses", "log", "gpus")
 FIGURES = {"accuracy": "curves", "relevance": "relevance", "affinity": "affinity", "losses": "losses"}  # p saves
 
 
@@ -164,6 +165,8 @@ class LiveScreen(StoreScreen):
                 yield LineChart(title="losses", xlabel="tasks trained (2.5: half-way through task 3)", id="loss-chart")
             with TabPane("5 Log", id="log"):
                 yield Log(max_lines=2000, id="engine-log")
+            with TabPane("6 GPUs", id="gpus"):
+                yield GpuPanel(self.app.gpus, self.run_id, id="gpu-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -175,6 +178,12 @@ class LiveScreen(StoreScreen):
         affinity.fit_hint = "f shows every class"
         affinity.max_size = self._affinity_size()
         self._show_header()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """The header's wall time counts on while the run runs, with or without events."""
+        if (self.run.get("status") or self.model.status) == "running":
+            self._show_header()
 
     # ------------------------------------------------------------------------------ store thread
 
@@ -233,11 +242,13 @@ class LiveScreen(StoreScreen):
         # The store's status wins: it alone knows `lost` (the process vanished without a final event).
         status = self.run.get("status") or m.status
         started, finished = self.run.get("started"), self.run.get("finished")
+        running = status == "running"
+        end = time.time() if running else finished  # a lost run's end is unknown
         self.query_one(RunHeader).show(
             name=self.run.get("name") or self.run_id, status=status, task=m.task,
-            n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if status == "running" else None,
-            ips=m.ips, gpu_mem=m.gpu_mem,
-            took=finished - started if status == "finished" and started and finished else None,
+            n_tasks=m.n_tasks, epoch=m.epoch, epochs=m.epochs, eta=m.eta() if running else None,
+            ips=m.ips, gpu_mem=m.gpu_mem, took=end - started if started and end else None,
+            phase=m.phase if status in ACTIVE else None,  # queued: started by hand, run_started not yet out
             slurm=slurm.job_line(self.run),
         )
 
@@ -347,7 +358,7 @@ class LiveScreen(StoreScreen):
 
         kind = FIGURES.get(self.query_one(TabbedContent).active)
         if kind is None:
-            self.notify("The engine log has no figure; open another tab (1–4).", severity="warning")
+            self.notify("The engine log and the GPUs have no figure; open another tab (1–4).", severity="warning")
             return
         save_figure(self, kind, [self.run_id])
 

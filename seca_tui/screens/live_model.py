@@ -40,6 +40,7 @@ class LiveModel:
     # every task's, by task, so the screen can step back through them ([ and ])
     history: dict[str, dict[int, dict]] = field(default_factory=lambda: {"relevance": {}, "affinity": {}, "pool": {}})
     error: str | None = None
+    phase: str | None = None  # what the engine is doing (a phase event's message) until it trains or moves on
     last_seq: int = -1
     changed: set[str] = field(default_factory=set)  # panels to redraw: header, acc, losses, relevance, affinity
 
@@ -54,6 +55,7 @@ class LiveModel:
                 handler(ev)
             if ev.get("type") in STATUS_BY_EVENT:
                 self.status = STATUS_BY_EVENT[ev["type"]]
+                self.phase = self.phase if self.status == "running" else None
                 self.changed.add("header")
 
     def take_changes(self) -> set[str]:
@@ -76,7 +78,12 @@ class LiveModel:
         self.status = "running"  # a resumed run announces itself with its next task
         self.changed.add("header")
 
+    def _on_phase(self, ev: dict) -> None:
+        self.phase = ev.get("message")
+        self.changed.add("header")
+
     def _on_step(self, ev: dict) -> None:
+        self.phase = None
         self.task, self.epoch = ev.get("task", self.task), ev.get("epoch", self.epoch)
         self.step, self.steps_total = ev.get("step") or 0, ev.get("steps_total") or 0
         self.ips = ev.get("ips", self.ips)
@@ -95,10 +102,12 @@ class LiveModel:
 
     def _on_eval(self, ev: dict) -> None:
         self.acc[ev["after_task"]] = ev.get("acc")
-        self.changed.add("acc")
+        self.phase = None
+        self.changed |= {"acc", "header"}
 
     def _on_task_finished(self, ev: dict) -> None:
         self.task_seconds.append(ev.get("seconds") or 0.0)
+        self.phase = None
         self.changed.add("header")
 
     def _on_relevance(self, ev: dict) -> None:

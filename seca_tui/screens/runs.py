@@ -1,7 +1,8 @@
 """The runs browser (the app's first screen): every run in the store, filtered, sorted, ticked to compare.
 
 A store thread shows what the database holds at once (first paint), then ingests the run dirs and marks
-runs whose process vanished as lost, and repeats every few seconds or as soon as the filter changes.
+runs whose process vanished as lost, and repeats every few seconds or as soon as the filter changes. It
+also samples the GPUs (seca_tui/gpus.py) for the GPU panel under the table and on the live screen.
 Edits (tags, notes, archive, cancelling a queued run) and exports are jobs on the same thread, so the
 refresh after an edit sees it. The same thread gives the run queue a turn every few seconds, even while
 another screen covers this one, so queued runs start while the TUI is open.
@@ -22,6 +23,7 @@ from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
 from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import STATUSES, Store
+from seca_tui.widgets.gpu_panel import GpuPanel
 from seca_tui.widgets.runs_table import COLUMNS, RunsTable
 
 ANY_STATUS = "any"
@@ -62,6 +64,7 @@ class RunsScreen(StoreScreen):
                          allow_blank=False, compact=True, id="status")
         yield RunsTable(id="runs")
         yield Static(id="runs-summary")
+        yield GpuPanel(self.app.gpus, id="runs-gpus")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -74,8 +77,9 @@ class RunsScreen(StoreScreen):
     # ------------------------------------------------------------------------------ store thread
 
     def _poll(self, store: Store) -> None:
-        if self._painted:
+        if self._painted:  # the first paint does not wait for the queue's imports or NVML's start
             self._schedule(store)
+            self.app.gpus.sample(store)  # on this thread, the one that lives as long as the app
         if not self._shown:
             return  # the screen on top polls what it shows; on_screen_resume catches up
         self._post(store)  # what the database knows now, before the slower ingest

@@ -1,5 +1,5 @@
-"""One line about a run: status (and its Slurm job's), task k/T, epoch, ETA (or how long a finished run took), images/s and
-GPU memory when reported."""
+"""One line about a run: status (and its Slurm job's), what the engine is doing while it starts a task,
+task k/T, epoch, ETA, its wall time (so far, or how long it took), images/s and GPU memory when reported."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -27,11 +27,14 @@ class RunHeader(Static):
     def show(
         self, *, name: str, status: str, task: int | None, n_tasks: int, epoch: int | None, epochs: int,
         eta: float | None, ips: float | None, gpu_mem: float | None, took: float | None = None,
-        slurm: str | None = None,
+        phase: str | None = None, slurm: str | None = None,
     ) -> None:
+        """``took``: wall seconds from the run's start to its end, or to now while it runs."""
         parts: list[tuple[str, str]] = [(name, "bold"), (f"● {status}", STATUS_STYLE.get(status, "bold"))]
         if slurm:
             parts.append((slurm, "dim"))
+        if phase:
+            parts.append((f"{phase}…", "italic"))
         if task is not None:
             parts.append((f"task {tasks.number(task)}/{n_tasks or '?'}", ""))
         if epoch is not None and epochs:
@@ -39,7 +42,7 @@ class RunHeader(Static):
         if eta is not None:
             parts.append((f"ETA {duration(eta)}", ""))
         if took is not None:
-            parts.append((f"took {duration(took)}", ""))
+            parts.append((f"{'elapsed' if status == 'running' else 'took'} {duration(took)}", ""))
         if ips is not None:
             parts.append((f"{ips:,.0f} img/s", ""))
         if gpu_mem is not None:
