@@ -199,6 +199,23 @@ def test_a_requeued_job_resumes_by_itself_with_one_history(env, home, reference)
     assert "attempts: " in seca_process(env, "show", run_id).stdout
 
 
+def test_the_time_limit_warning_checkpoints_and_the_job_requeues_itself(env, home, reference):
+    (run_id,) = submit(env, *LONG)
+    run_dir = home / "runs" / run_id
+    wait_for(lambda: evaluated(run_dir, 1), timeout=180, describe=lambda: log_tails(run_dir))
+    job = Store.open(home).run(run_id)["slurm_job"]
+    # what Slurm sends signal_delay seconds before the time limit (#SBATCH --signal=USR2@...)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    run = until(home, run_id, lambda r: r["slurm_state"] == "PENDING" and r["status"] == "queued")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)  # skip Slurm's hold
+    run = until(home, run_id, lambda r: ended(r, "stopped"))
+    assert run["status"] == "finished", run["error"]
+    assert run["matrix"] == reference[2]
+    stopped = [e for e in events(run_dir) if e["type"] == "run_stopped"]
+    assert len(stopped) == 1 and stopped[0]["after_task"] >= 0  # it stopped after a task checkpoint
+    assert "requeueing job" in next((run_dir / "slurm").glob("*_0_log.out")).read_text()
+
+
 def test_an_engine_killed_by_sigkill_is_lost_with_slurms_reason_and_resume_recovers_it(env, home, reference):
     (run_id,) = submit(env, *LONG)
     run_dir = home / "runs" / run_id
