@@ -39,6 +39,7 @@ class Progress:
     steps_total: int = 0
     ips: float | None = None
     acc: float | None = None  # the newest A_t
+    phase: str | None = None  # what the engine says it is doing, until training shows for itself
 
     @classmethod
     def of(cls, run: dict) -> "Progress":
@@ -50,6 +51,7 @@ class Progress:
         if event.get("v", 1) > SCHEMA_VERSION:
             return None
         kind = event["type"]
+        self.phase = event.get("message") if kind == "phase" else None if kind in ("step", "eval") else self.phase
         if kind == "run_started":
             self.n_tasks = len(event.get("tasks") or []) or self.n_tasks
             self.epochs = _epochs(event.get("config"), self.epochs)
@@ -82,7 +84,9 @@ class Progress:
 
     def line(self, eta: float | None) -> str:
         parts = [f"task {tasks.number(max(self.task, 0))}/{self.n_tasks or '?'}"]
-        if self.epochs and self.steps_total:
+        if self.phase:
+            parts.append(f"{self.phase}…")
+        elif self.epochs and self.steps_total:
             parts.append(f"epoch {self.epoch + 1}/{self.epochs}")
             parts.append(f"step {self.step}/{self.steps_total}")
         if self.ips is not None:
@@ -141,9 +145,11 @@ def follow(store: Store, run_id: str, out: TextIO | None = None, poll: float | N
     while True:
         store.ingest(run["run_dir"])
         store.mark_lost()
-        if run["status"] == "queued" and run.get("queued_at") and not waiting:
+        if run["status"] == "queued" and (run.get("queued_at") or run.get("slurm_job")) and not waiting:
             waiting = True
-            out.write(("\r\033[K" if tty else "") + "queued: waiting for a free device (`seca-tui runs` shows the queue)\n")
+            where = (f"in Slurm's queue as job {run['slurm_job']} (`seca-tui show` gives its state)" if run.get("slurm_job")
+                     else "for a free device (`seca-tui runs` shows the queue)")
+            out.write(("\r\033[K" if tty else "") + f"queued: waiting {where}\n")
         for event in store.events(run_id, after_seq=seq):
             seq = event["seq"]
             kept = state.update(event)

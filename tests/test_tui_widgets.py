@@ -120,3 +120,16 @@ def test_heatmap_refits_to_the_room_it_is_given():
             assert len(heatmap.col_labels) == 34 and "to fit" not in heatmap.block_note
 
     run_app(scenario)
+
+
+def test_the_cli_progress_line_says_what_the_engine_does_until_it_trains():
+    from seca_tui import progress
+
+    state = progress.Progress(n_tasks=3, epochs=2)
+    state.update({"type": "phase", "v": 1, "phase": "model", "message": "loading model seca-tiny"})
+    assert "loading model seca-tiny…" in state.line(None)
+    state.update({"type": "task_started", "v": 1, "task": 0, "classes": [0, 1]})
+    assert "loading model" in state.line(None)  # still what the engine last said it does
+    state.update({"type": "step", "v": 1, "task": 0, "epoch": 0, "step": 1, "steps_total": 4, "ips": 50.0})
+    line = state.line(None)
+    assert "…" not in line and "epoch 1/2" in line and "step 1/4" in line
