@@ -165,6 +165,16 @@ def test_trials_are_one_array_job_whose_elements_run_one_at_a_time(env, home):
         assert (home / "runs" / run["run_id"] / "slurm" / f"{job}_0_log.out").is_file()
 
 
+def test_gpus_2_runs_two_torchrun_ranks_inside_one_job(env, home):
+    (run_id,) = submit(env, "--gpus", "2")  # tiny is train.device=cpu: two CPU ranks, no GPU asked of Slurm
+    run = until(home, run_id, ended)
+    assert run["status"] == "finished", run["error"]
+    run_dir = home / "runs" / run_id
+    assert (run_dir / "engine.rank1.log").is_file()
+    script = next((run_dir / "slurm").glob("*_submission.sh")).read_text()
+    assert "--gpus-per-node" not in script and "--ntasks-per-node=1" in script
+
+
 def test_stop_cancels_the_job_after_a_checkpoint_and_resume_ends_with_the_uninterrupted_matrix(env, home, reference):
     (run_id,) = submit(env, *LONG)
     run_dir = home / "runs" / run_id
