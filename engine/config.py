@@ -304,9 +304,10 @@ def from_dict(tree: dict) -> Config:
 
 
 def preset_path(name_or_file: str) -> Path:
-    """A preset name (``demo``) or a path to a YAML file."""
+    """A preset name (``demo``) or a path to a YAML file. A folder of that name in the working
+    directory (a dataset called ``tiny``, say) does not hide the preset."""
     p = Path(name_or_file)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
             raise ConfigError(f"Preset file {name_or_file!r} does not exist.")
         return p

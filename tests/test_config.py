@@ -97,3 +97,9 @@ def test_every_float_key_reads_exponents_and_bare_decimals(text, tmp_path):
 def test_a_float_key_still_refuses_what_is_not_a_number(text):
     with pytest.raises(ConfigError, match=r"'train.lr' has value .*, but it must be a (finite )?number\.$"):
         config.load("tiny", [f"train.lr={text}"])
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "tiny").mkdir()  # e.g. a dataset folder called tiny where the user stands
+    monkeypatch.chdir(tmp_path)
+    assert config.load("tiny").name == "tiny"
