@@ -434,9 +434,10 @@ def runs(
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'.")
     store = _store()
-    found = run_filter.filter_runs(store, store.runs(status=status, include_archived=archived), tags, methods, wheres)
-    if as_json:
-        _json([run_record(store.run(r["run_id"])) for r in found])
+    found = run_filter.filter_runs(store.runs(status=status, include_archived=archived, with_config=True),
+                                   tags, methods, wheres)
+    if as_json:  # from the one query above, not a store.run() (two more queries) per run
+        _json([run_record(r, run_filter.flat_config(r.pop("config_json"))) for r in found])
         return
     if not found:
         typer.echo("No runs match." if tags or methods or wheres else f"No {status} runs." if status

@@ -34,10 +34,14 @@ def flatten(tree: dict, prefix: str) -> dict[str, Any]:
     return flat
 
 
-def run_record(run: dict) -> dict[str, Any]:
-    """One run as a flat row: the ``RUN_COLUMNS``, then its config as ``config.a.b`` keys."""
+def run_record(run: dict, flat: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run as a flat row: the ``RUN_COLUMNS``, then its config as ``config.a.b`` keys (from ``flat``,
+    the config already flattened, else from ``run["config"]``)."""
     record = {k: run.get(k) for k in RUN_COLUMNS}
-    record.update(flatten(run.get("config") or {}, "config."))
+    if flat is None:
+        record.update(flatten(run.get("config") or {}, "config."))
+    else:
+        record.update(("config." + k, v) for k, v in flat.items())
     return record
 
 

@@ -157,10 +157,13 @@ def _loads(text: str | None, default: Any = None) -> Any:
     return json.loads(text) if text else default
 
 
-def _run_dict(row: dict) -> dict:
-    """A runs row as the API gives it: tags as a list, archived as a bool, no config text, and the
-    ``variant`` (method or ablation) when the row was selected with ``variant.SWITCHES_SQL``."""
+def _run_dict(row: dict, with_config: bool = False) -> dict:
+    """A runs row as the API gives it: tags as a list, archived as a bool, the config text only as
+    ``config_json`` when asked for, and the ``variant`` (method or ablation) when the row was selected
+    with ``variant.SWITCHES_SQL``."""
     out = {k: v for k, v in row.items() if k != "config"}
+    if with_config:
+        out["config_json"] = row["config"]
     out["variant"] = variant.of_row(out)
     out["tags"] = _loads(row["tags"], [])
     out["archived"] = bool(row["archived"])
@@ -379,9 +382,10 @@ class Store:
     # --------------------------------------------------------------------- reads
 
     def runs(self, status: str | None = None, include_archived: bool = False,
-             search: str | None = None) -> list[dict]:
+             search: str | None = None, with_config: bool = False) -> list[dict]:
         """Runs, newest first; ``search`` is a case-insensitive substring of id, name, tags, notes, method
-        or dataset."""
+        or dataset. ``with_config``: each run has its config's JSON text as ``config_json``, unparsed
+        (``run_filter.flat_config`` parses each text once)."""
         where, args = [], []
         if status:
             where.append("status = ?")
@@ -393,7 +397,7 @@ class Store:
                                             ("run_id", "name", "tags", "notes", "method", "dataset")) + ")")
             args += [f"%{search}%"] * 6
         sql = f"SELECT *, {variant.SWITCHES_SQL} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-        return [_run_dict(r) for r in self.db.query(sql + " ORDER BY created DESC, run_id DESC", args)]
+        return [_run_dict(r, with_config) for r in self.db.query(sql + " ORDER BY created DESC, run_id DESC", args)]
 
     def run(self, run_id: str) -> dict | None:
         """One run with its ``config`` (dict) and ``matrix`` (rows of a_{t,i}), or ``None``."""
