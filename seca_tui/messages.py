@@ -15,9 +15,12 @@ class StoreFailed(Message):
 
 @dataclass
 class RunsLoaded(Message):
-    """The runs matching the browser's filter, newest first."""
+    """The runs matching the browser's filter, newest first; the config keys whose values differ among
+    them; why the filter keeps no run, when it names a config key wrongly."""
 
     runs: list[dict]
+    differing: list[str] = field(default_factory=list)
+    problem: str | None = None
 
 
 @dataclass
