@@ -41,6 +41,8 @@ ACTIVE = ("queued", "running")
 FINAL = ("finished", "failed", "stopped", "lost", "cancelled")
 BUSY_TIMEOUT_S = 30.0
 RUN_TABLES = ("runs", "tasks", "matrix", "steps", "relevance", "pool", "affinity", "events", "ingest_state")
+# libyaml's safe loader when PyYAML has it: the pure-Python one took half of registering a run
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 HEARTBEAT_STALE_S = 60.0  # a run on another host is lost after this long without an event
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
@@ -550,7 +552,7 @@ def _read_json(path: Path) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
