@@ -7,21 +7,12 @@ booleans as YAML reads them (``true``, ``off``), anything else as text.
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from engine.config import ConfigError
-from seca_tui.export import flatten
+from seca_tui.export import flat_config
 
 MISSING = object()  # a key a run's config does not have (None is a value: `key: null`)
-
-
-@lru_cache(maxsize=1 << 16)
-def flat_config(text: str | None) -> dict[str, Any]:
-    """A run's config (the run log's JSON text, ``config_json``) as dotted keys. Parsed once per distinct
-    text: the browser filters ten thousand runs again every few seconds. Shared: read it, never change it."""
-    return flatten(json.loads(text), "") if text else {}
 
 
 def parse_where(text: str) -> tuple[str, str]:
@@ -92,8 +83,8 @@ def filter_runs(runs: list[dict], tags: Sequence[str] = (), methods: Sequence[st
 
 def differing_keys(runs: Sequence[dict]) -> list[str]:
     """The config keys whose values are not the same in all ``runs`` (a key some lack counts), in the
-    order the configs list them: what tells these runs apart."""
-    flats = [flat_config(r.get("config_json")) for r in runs]
+    order the configs list them: what tells these runs apart. Runs of the same config text count once."""
+    flats = [flat_config(text) for text in dict.fromkeys(r.get("config_json") for r in runs)]
     if len(flats) < 2:
         return []
     keys = dict.fromkeys(k for flat in flats for k in flat)

@@ -290,6 +290,7 @@ def test_the_columns_that_matter_fit_the_width(three_runs, size, hidden):
     async def scenario():
         async with browsing(three_runs, size) as (app, pilot):
             table = app.browser.table
+            await wait_for(pilot, lambda: bool(table.differing), what="the config keys that differ")
             await pilot.pause()
             header = table.render_line(0).text
             assert len(header.rstrip()) <= size[0]
@@ -372,6 +373,8 @@ def test_config_columns_show_what_differs_and_the_filter_reads_config_values(thr
 
     async def scenario():
         async with browsing(three_runs, (120, 40)) as (app, pilot):
+            # worked out after the first paint, from every run's config
+            await wait_for(pilot, lambda: config_columns(app), what="the config columns")
             shown = config_columns(app)
             assert shown and "seed" in shown, shown  # train.seed alone ends in "seed" among the columns
             assert len(shown) <= len(differing)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from engine.config import ConfigError  # (the store imports it already)
 from seca_tui import export, run_filter
+from seca_tui.export import flat_config
 from seca_tui.messages import RunsLoaded
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
@@ -26,6 +27,7 @@ from seca_tui.store import STATUSES, Store
 from seca_tui.widgets.runs_table import SHOWN_KEYS, RunsTable
 
 ANY_STATUS = "any"
+FIRST_PAINT_RUNS = 200  # the runs read for the first paint (a tall screen's window); the rest come next
 
 
 class RunsScreen(StoreScreen):
@@ -53,8 +55,10 @@ class RunsScreen(StoreScreen):
         super().__init__()
         self.show_archived = False
         self._query: tuple[str, str, bool] = ("", ANY_STATUS, False)  # read by the store thread
+        self._read: tuple | None = None  # the run log's changes() and the filter the last read was for
         self._posted: tuple | None = None  # the last rows sent (and why none), to skip identical refreshes
         self._problem: str | None = None  # why the filter keeps no run (a config key no run has)
+        self._partial = False  # the table lists the newest runs only, the rest still being read
         self._painted = False  # the first rows are on screen
         self._shown = True  # False while another screen covers this one: no polling then
 
@@ -99,21 +103,30 @@ class RunsScreen(StoreScreen):
 
     def _post(self, store: Store) -> None:
         query, status, archived = self._query
+        read = (store.changes(), self._query, self._painted)
+        if read == self._read:
+            return  # nothing written since the last read, the same filter: the same runs
         search, wheres = run_filter.split_query(query)
+        # The first paint needs the newest screenful: reading ten thousand runs took a second
+        limit = None if self._painted else FIRST_PAINT_RUNS
         runs = store.runs(status=None if status == ANY_STATUS else status, include_archived=archived,
-                          search=search or None, with_config=True)
+                          search=search or None, with_config=True, limit=limit)
+        self._read = read  # (a read that failed is tried again)
         try:
             runs, problem = run_filter.filter_runs(runs, wheres=wheres), None
         except ConfigError as error:  # a key no run has, or one that could be several
             runs, problem = [], str(error)
-        if (runs, problem) != self._posted:
-            self._posted = (runs, problem)
-            self.post_message(RunsLoaded(runs, run_filter.differing_keys(runs), problem))
+        # Which config keys differ takes every run's config parsed (once, then cached): after the first paint
+        painted = self._painted
+        if (runs, problem, painted) != self._posted:
+            self._posted = (runs, problem, painted)
+            partial = not painted and len(runs) == limit
+            self.post_message(RunsLoaded(runs, run_filter.differing_keys(runs) if painted else None, problem, partial))
 
     # ------------------------------------------------------------------------------ UI thread
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self._problem = message.problem
+        self._problem, self._partial = message.problem, message.partial
         self.table.show(message.runs, message.differing)
         self._show_summary()
         if not self._painted:
@@ -140,7 +153,8 @@ class RunsScreen(StoreScreen):
     def _show_summary(self) -> None:
         table = self.table
         count = len(table.runs)
-        held = (f"rows {table.start + 1:,}–{table.start + table.row_count:,} of {count:,}" if table.row_count < count
+        held = (f"the newest {count} runs, reading the rest…" if self._partial
+                else f"rows {table.start + 1:,}–{table.start + table.row_count:,} of {count:,}" if table.row_count < count
                 else f"{count} run{'s' if count != 1 else ''}")
         parts = [held, f"{len(table.ticked)} ticked",
                  f"sorted by {table.sort_label} {'↓' if table.sort_reverse else '↑'}",
@@ -327,7 +341,7 @@ class RunsScreen(StoreScreen):
         from seca_tui.screens.config_keys import DEFAULT, ConfigKeysScreen
 
         table = self.table
-        keys = [k for k in dict.fromkeys(k for r in table.runs for k in run_filter.flat_config(r.get("config_json")))
+        keys = [k for k in dict.fromkeys(k for r in table.runs for k in flat_config(r.get("config_json")))
                 if k not in SHOWN_KEYS]
         if not keys:
             self.notify("The runs shown have no config to choose columns from.", severity="warning")

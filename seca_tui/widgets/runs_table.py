@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from seca_tui import run_filter
+from seca_tui.export import flat_config
 from seca_tui.store import STATUSES
 from seca_tui.widgets.run_header import STATUS_STYLE
 
@@ -123,7 +124,7 @@ def short_names(keys: Sequence[str]) -> dict[str, str]:
 
 def _value(run: dict, key: str):
     if key.startswith(CONFIG):
-        return run_filter.flat_config(run.get("config_json")).get(key[len(CONFIG):])
+        return flat_config(run.get("config_json")).get(key[len(CONFIG):])
     return run.get(key)
 
 
@@ -167,6 +168,7 @@ class RunsTable(DataTable):
         self.chosen_keys: list[str] | None = None  # the config columns picked by the user; None: differing
         self._wanted: str | None = None  # a run to put the cursor on whenever it shows up (select())
         self.widths: dict[str, int] = {}  # the columns shown now (see layout)
+        self._measured: dict[str, int] = {}  # config key → its longest value among the runs (see _lay_out)
 
     @property
     def window(self) -> int:
@@ -184,17 +186,19 @@ class RunsTable(DataTable):
         """The config columns wanted (the width may leave some out)."""
         return self.differing if self.chosen_keys is None else self.chosen_keys
 
-    def _lay_out(self) -> None:
+    def _lay_out(self, measure: bool = True) -> None:
         """The columns for the screen's width (the table spans it) and the config keys wanted; each
-        config column as wide as its header or its longest value among the runs shown, up to a most."""
+        config column as wide as its header or its longest value among the runs shown, up to a most
+        (``measure``: the runs changed, not only their order, so the widths are measured again)."""
         keys = [k for k in self.config_keys if k not in SHOWN_KEYS]
         headers = dict((key, header) for header, key in COLUMNS)
-        config = []
-        for key, header in short_names(keys).items():
-            values = {value_text(run_filter.flat_config(r.get("config_json")).get(key, run_filter.MISSING))
-                      for r in self.runs}
-            config.append((CONFIG + key, min(CONFIG_WIDTH, max(map(len, values | {header})))))
-            headers[CONFIG + key] = header
+        names = short_names(keys)
+        if measure or set(keys) != set(self._measured):
+            flats = [flat_config(r.get("config_json")) for r in self.runs]
+            self._measured = {key: max((len(value_text(f.get(key, run_filter.MISSING))) for f in flats), default=0)
+                              for key in keys}
+        config = [(CONFIG + key, min(CONFIG_WIDTH, max(self._measured[key], len(name)))) for key, name in names.items()]
+        headers.update((CONFIG + key, name) for key, name in names.items())
         widths = layout(self.app.size.width, config)
         if widths != self.widths:
             self.widths = widths
@@ -210,12 +214,12 @@ class RunsTable(DataTable):
         rows = sorted(runs, key=get, reverse=self.sort_reverse)
         if self.sort_reverse:  # keep missing values last in descending order too
             rows.sort(key=lambda run: get(run)[0])
-        current, at = self.current_run_id, self.cursor_index
+        current, at, measure = self.current_run_id, self.cursor_index, runs is not self.runs
         self.runs = rows
         self._index = {run["run_id"]: i for i, run in enumerate(rows)}
         if differing is not None:
             self.differing = differing
-        self._lay_out()
+        self._lay_out(measure)
         if self._wanted in self._index:
             current, self._wanted = self._wanted, None
         self._hold(self._index.get(current, min(at, len(rows) - 1)))
@@ -248,7 +252,7 @@ class RunsTable(DataTable):
         name = run.get("name") or run["run_id"]
         if run.get("archived"):
             name = f"{name} (archived)"
-        flat = run_filter.flat_config(run.get("config_json"))
+        flat = flat_config(run.get("config_json"))
         # Every cell is Text: DataTable reads plain strings as markup, and names and values are the user's text.
         cells = {
             "ticked": Text("✓" if run["run_id"] in self.ticked else " "),
