@@ -193,7 +193,7 @@ def test_two_thousand_runs_are_held_a_window_at_a_time(home, engine_runs):
         app = SecaApp(home)
         async with app.run_test(size=(120, 40)) as pilot:
             table = app.browser.table
-            window = 4 * 40  # a few screens
+            window = 3 * 40  # a few screens
             await wait_for(pilot, lambda: len(table.runs) == n, 20, "every run listed")
             summary = lambda: str(app.browser.query_one("#runs-summary").render())  # noqa: E731
             assert 0 < table.row_count <= window and table.current_run_id == "run-1999"

@@ -36,9 +36,10 @@ CONFIG_WIDTH = 14  # the most a config column takes; longer values end in …
 NAME_WIDTHS = (28, 12)  # the most a name gets, and the least before columns are dropped
 PADDING = 2  # DataTable's cell padding, one each side
 # The table holds this many screens of rows around the cursor, and moves that window once the cursor
-# comes within a screen of its edge: DataTable measures every cell it adds (≈0.4 ms a row), so ten
-# thousand rows would take seconds to add, and every filter and sort would add them again.
-WINDOW_SCREENS = 4
+# comes within a screen of its edge (so a page down never runs past it): DataTable measures every cell
+# it adds (≈0.4 ms a row, and again on the next idle), so ten thousand rows would take seconds to add,
+# and every filter and sort would add them again.
+WINDOW_SCREENS = 3
 
 
 def when(value, now: dt.datetime | None = None) -> str:
