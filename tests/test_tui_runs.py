@@ -206,7 +206,7 @@ def test_two_thousand_runs_are_held_a_window_at_a_time(home, engine_runs):
             assert table.scroll_y <= table.cursor_row < table.scroll_y + table.scrollable_content_region.height
             await pilot.press("end")
             assert table.current_run_id == "run-0000" and table.cursor_index == n - 1
-            assert f"of 2,000" in summary() and table.row_count <= window
+            assert "of 2,000" in summary() and table.row_count <= window
             await pilot.press("space", "up", "space")  # ticks at the far end
             assert table.ticked == {"run-0000", "run-0001"}
             await pilot.press("O")  # oldest first: the cursor stays on its run, now near the start
