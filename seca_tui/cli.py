@@ -167,6 +167,12 @@ def _json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
+def _json_list(items: list) -> None:
+    """A JSON list, an item a line: json's C encoder writes each (with indent= it falls back to the
+    Python one, which took seconds for ten thousand runs)."""
+    typer.echo("[" + ",\n ".join(map(json.dumps, items)) + "]")
+
+
 def _metrics_table(store: Store, run: dict) -> None:
     """Per-task metrics so far, then the final numbers (as far as the run got)."""
     rows = [[tasks.number(r["task"]), _num(r["acc"]), _num(r["avg_acc"]), _num(r["forgetting"]), _num(r["bwt"]),
@@ -452,9 +458,10 @@ def runs(
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'.")
     store = _store()
-    found = run_filter.filter_runs(store, store.runs(status=status, include_archived=archived), tags, methods, wheres)
+    found = run_filter.filter_runs(store.runs(status=status, include_archived=archived, with_config=True),
+                                   tags, methods, wheres)
     if as_json:
-        _json([run_record(store.run(r["run_id"])) for r in found])
+        _json_list(export.run_records(found))
         return
     if not found:
         typer.echo("No runs match." if tags or methods or wheres else f"No {status} runs." if status

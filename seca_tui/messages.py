@@ -15,9 +15,14 @@ class StoreFailed(Message):
 
 @dataclass
 class RunsLoaded(Message):
-    """The runs matching the browser's filter, newest first."""
+    """The runs matching the browser's filter, newest first; the config keys whose values differ among
+    them (None: not worked out this time); why the filter keeps no run, when it names a config key wrongly;
+    whether these are only the newest runs (the first paint's), the rest still to come."""
 
     runs: list[dict]
+    differing: list[str] | None = None
+    problem: str | None = None
+    partial: bool = False
 
 
 @dataclass

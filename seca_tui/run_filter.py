@@ -1,5 +1,6 @@
 """Which runs a filter keeps: by tag, by method or variant, by config value (``train.lr=1e-3``,
-``seca.kd=mean``, or a key's last part alone when only one key ends so: ``lr=1e-3``).
+``seca.kd=mean``, or a key's last part alone when only one key ends so: ``lr=1e-3``). One matcher for
+``seca-tui runs --where`` and the browser's filter field.
 
 A value is compared in the config's own type: numbers as numbers (``1e-3`` matches ``0.001``),
 booleans as YAML reads them (``true``, ``off``), anything else as text.
@@ -9,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from engine.config import ConfigError
-from seca_tui.export import flatten
-from seca_tui.store import Store
+from seca_tui.export import flat_config
+
+MISSING = object()  # a key a run's config does not have (None is a value: `key: null`)
 
 
 def parse_where(text: str) -> tuple[str, str]:
@@ -20,6 +22,12 @@ def parse_where(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise ConfigError(f"A config filter is written key=value (e.g. train.lr=1e-3), not '{text}'.")
     return key, value.strip()
+
+
+def split_query(text: str) -> tuple[str, list[str]]:
+    """The browser's filter field: its ``key=value`` words, and the other words as one search text."""
+    words = text.split()
+    return " ".join(w for w in words if "=" not in w), [w for w in words if "=" in w]
 
 
 def resolve_key(keys: Iterable[str], key: str) -> str:
@@ -61,14 +69,29 @@ def matches(run: dict, flat: dict[str, Any], tags: Sequence[str], methods: Seque
     return all(key in flat and equal(flat[key], value) for key, value in wheres)
 
 
-def filter_runs(store: Store, runs: list[dict], tags: Sequence[str] = (), methods: Sequence[str] = (),
+def filter_runs(runs: list[dict], tags: Sequence[str] = (), methods: Sequence[str] = (),
                 wheres: Sequence[str] = ()) -> list[dict]:
-    """The runs (as :meth:`Store.runs` lists them) that :func:`matches` keeps; ``wheres`` as typed.
-    A key no run has, or one that could be several, is a mistake said in one sentence."""
+    """The runs (as ``Store.runs(with_config=True)`` lists them) that :func:`matches` keeps; ``wheres``
+    as typed. A key no run has, or one that could be several, is a mistake said in one sentence."""
     if not (runs and (tags or methods or wheres)):
         return runs
-    flats = {r["run_id"]: flatten(store.run(r["run_id"])["config"] or {}, "") if wheres else {} for r in runs}
-    known = {k for flat in flats.values() for k in flat}
-    parsed = [parse_where(w) for w in wheres]
-    resolved = [(resolve_key(known, key), value) for key, value in parsed]
-    return [r for r in runs if matches(r, flats[r["run_id"]], tags, methods, resolved)]
+    flats = [flat_config(r.get("config_json")) for r in runs]
+    known = {k for flat in flats for k in flat} if wheres else set()
+    resolved = [(resolve_key(known, key), value) for key, value in map(parse_where, wheres)]
+    return [r for r, flat in zip(runs, flats) if matches(r, flat, tags, methods, resolved)]
+
+
+def differing_keys(runs: Sequence[dict]) -> list[str]:
+    """The config keys whose values are not the same in all ``runs`` (a key some lack counts), in the
+    order the configs list them: what tells these runs apart. Runs of the same config text count once."""
+    flats = [flat_config(text) for text in dict.fromkeys(r.get("config_json") for r in runs)]
+    if len(flats) < 2:
+        return []
+    keys = dict.fromkeys(k for flat in flats for k in flat)
+    first = flats[0]
+    same = {k for k in keys if k in first}
+    for flat in flats[1:]:
+        same -= {k for k in same if flat.get(k, MISSING) != first[k]}
+        if not same:
+            break
+    return [k for k in keys if k not in same]

@@ -411,3 +411,37 @@ def test_f_shows_every_class_of_a_large_affinity(home, engine_runs):
             assert heatmap.row_labels[n - 1] == f"{n - 1} class {n - 1}" and heatmap.block_note == ""
 
     run_app(scenario)
+
+
+def test_a_ten_task_accuracy_chart_names_its_curves_beside_the_plot(home):
+    """At 120×40 the A_t chart of a 10-task run names its 11 curves (A_t, T1…T10) one per line, to the
+    right of every plotted point: plotext's own legend sat over the data's top-left corner."""
+    import re
+
+    from tests.runlog import CONFIG, run_events, write_run
+
+    n = 10
+    matrix = [[90.0 - 4 * (t - i) - i for i in range(t + 1)] for t in range(n)]
+    write_run(Store.open(home).runs_dir, "r10", run_events(matrix, [10] * n, {**CONFIG, "scenario": {"n_tasks": n}}))
+    ingest(home)
+
+    async def scenario():
+        app = SecaApp(home)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_live(pilot, app, "r10")
+            chart = screen.query_one("#acc-chart", LineChart)
+            await wait_for(pilot, lambda: len(chart.series) == n + 1, what="A_t and ten task curves")
+            await pilot.pause(0.6)  # the throttled redraw
+            lines = [chart.render_line(y).text for y in range(chart.size.height)]
+            points = [x for line in lines for x, char in enumerate(line) if 0x2800 < ord(char) <= 0x28FF]
+            assert points, "\n".join(lines)
+            found = {}
+            for name in ["A_t", *(f"T{i + 1}" for i in range(n))]:
+                at = [(y, m.start()) for y, line in enumerate(lines) if y  # line 0: the title, "A_t and …"
+                      for m in re.finditer(f"(?<= ){name}(?= |$)", line)]
+                assert len(at) == 1, (name, at)
+                found[name] = at[0]
+            assert min(x for _, x in found.values()) > max(points), "\n".join(lines)
+            assert len({y for y, _ in found.values()}) == n + 1  # one line each
+
+    run_app(scenario)

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
@@ -198,23 +199,44 @@ def test_a_failing_store_is_reported_and_retried(three_runs, monkeypatch):
     run_app(scenario)
 
 
-def test_many_runs_arrive_in_chunks_and_keep_the_cursor(home, engine_runs):
-    for i in range(150):
-        make_run(home, f"run-{i:03d}", engine_runs["alpha"], name=f"run-{i:03d}", created=1000.0 + i)
+def test_two_thousand_runs_are_held_a_window_at_a_time(home, engine_runs):
+    """The table holds a window of rows around the cursor, never all 2,000; the cursor, sort, filter and
+    ticks still reach every run, and the window follows the cursor wherever it goes."""
+    n = 2000
+    for i in range(n):
+        make_run(home, f"run-{i:04d}", engine_runs["alpha"], name=f"run-{i:04d}", created=1000.0 + i)
     ingest(home)
 
     async def scenario():
         app = SecaApp(home)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=(120, 40)) as pilot:
             table = app.browser.table
-            await wait_for(pilot, lambda: table.row_count == 150, what="all rows")
-            table.move_cursor(row=120)
-            await wait_for(pilot, lambda: table.cursor_row == 120, what="the cursor move")
-            assert table.current_run_id == "run-029"
-            await pilot.press("O")  # oldest first: the cursor follows its run
-            await wait_for(pilot, lambda: table.row_count == 150 and table.current_run_id == "run-029",
-                           what="the cursor on the same run")
-            assert table.cursor_row == 29
+            window = 3 * 40  # a few screens
+            await wait_for(pilot, lambda: len(table.runs) == n, 20, "every run listed")
+            summary = lambda: str(app.browser.query_one("#runs-summary").render())  # noqa: E731
+            assert 0 < table.row_count <= window and table.current_run_id == "run-1999"
+            assert f"rows 1–{table.row_count} of 2,000" in summary()
+            for _ in range(8):  # past the end of the first window, a page at a time
+                await pilot.press("pagedown")
+            await pilot.pause()
+            assert table.row_count <= window and table.current_run_id == f"run-{n - 1 - table.cursor_index:04d}"
+            assert table.cursor_index > window and table.start > 0
+            assert table.scroll_y <= table.cursor_row < table.scroll_y + table.scrollable_content_region.height
+            await pilot.press("end")
+            assert table.current_run_id == "run-0000" and table.cursor_index == n - 1
+            assert "of 2,000" in summary() and table.row_count <= window
+            await pilot.press("space", "up", "space")  # ticks at the far end
+            assert table.ticked == {"run-0000", "run-0001"}
+            await pilot.press("O")  # oldest first: the cursor stays on its run, now near the start
+            assert table.current_run_id == "run-0001" and table.cursor_index == 1
+            assert [r["run_id"] for r in table.runs] == [f"run-{i:04d}" for i in range(n)]
+            await pilot.press("slash", *"run-1", "enter")  # run-1000 … run-1999
+            await wait_for(pilot, lambda: len(table.runs) == 1000, what="the filter on the whole list")
+            await pilot.press("end")
+            assert table.current_run_id == "run-1999" and table.row_count <= window
+            await pilot.press("home")
+            assert table.current_run_id == "run-1000"
+            assert table.ticked == {"run-0000", "run-0001"}  # kept through the filter
 
     run_app(scenario)
 
@@ -277,14 +299,16 @@ def test_delete_and_rename_from_the_browser(three_runs):
     run_app(scenario)
 
 
-@pytest.mark.parametrize("size, hidden", [((80, 24), ["device", "dataset", "created"]), ((120, 40), [])],
+@pytest.mark.parametrize("size, hidden", [((80, 24), ["device", "dataset", "created"]), ((120, 40), ["created"])],
                          ids=["80x24", "120x40"])
 def test_the_columns_that_matter_fit_the_width(three_runs, size, hidden):
     """At 80 columns the name, status, method, tasks, Last, Avg and Forgetting are all on screen, whole;
-    created, device and dataset make way first."""
+    created, device and dataset make way first. At 120 the config keys that tell the runs apart (the
+    seed, the method's switches) take the place of created."""
     async def scenario():
         async with browsing(three_runs, size) as (app, pilot):
             table = app.browser.table
+            await wait_for(pilot, lambda: bool(table.differing), what="the config keys that differ")
             await pilot.pause()
             header = table.render_line(0).text
             assert len(header.rstrip()) <= size[0]
@@ -341,3 +365,79 @@ def test_home_and_end_move_the_cursor(three_runs):
             assert table.cursor_row == 0 and table.current_run_id == "r-gamma"
 
     run_app(scenario)
+
+
+def test_config_columns_show_what_differs_and_the_filter_reads_config_values(three_runs):
+    """The columns after the metrics are the config keys whose values differ among the runs shown; the
+    key picker (k) chooses others; the filter field reads key=value, a key by its last part, numbers as
+    numbers."""
+    from textual.widgets import SelectionList
+
+    from seca_tui.export import flatten
+    from seca_tui.screens.config_keys import ConfigKeysScreen
+
+    configs = {name: flatten(last_of(events_of(three_runs / "runs" / f"r-{name}"), "run_started")["config"], "")
+               for name in ("alpha", "beta", "gamma")}
+    differing = [k for k in configs["alpha"] if len({json.dumps(c.get(k)) for c in configs.values()}) > 1
+                 and k not in ("name", "method")]
+    assert "train.seed" in differing, differing
+
+    def config_columns(app) -> list[str]:
+        return [str(c.label) for k, c in app.browser.table.columns.items() if k.value.startswith("config.")]
+
+    def cell(app, name: str, column: str) -> str:
+        table = app.browser.table
+        return str(table.get_cell(f"r-{name}", f"config.{column}"))
+
+    async def scenario():
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
+            # worked out after the first paint, from every run's config
+            await wait_for(pilot, lambda: config_columns(app), what="the config columns")
+            shown = config_columns(app)
+            assert shown and "seed" in shown, shown  # train.seed alone ends in "seed" among the columns
+            assert len(shown) <= len(differing)
+            assert [cell(app, n, "train.seed") for n in ("alpha", "beta", "gamma")] == \
+                [str(configs[n]["train.seed"]) for n in ("alpha", "beta", "gamma")]
+            assert all(isinstance(c, Text) for c in app.browser.table.get_row("r-beta"))  # never markup
+
+            await pilot.press("slash", *"train.seed=2")
+            await wait_for(pilot, lambda: names(app) == ["beta"], what="the config filter")
+            await pilot.press("ctrl+u", *"lr=1e-3")  # train.lr is 0.001 in all three
+            assert configs["alpha"]["train.lr"] == 0.001
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="1e-3 read as 0.001")
+            kd = configs["alpha"]["seca.kd"]
+            await pilot.press("ctrl+u", *f"seca.kd={kd} alpha")  # a key=value and a search word
+            await wait_for(pilot, lambda: names(app) == ["alpha"], what="key=value with a search word")
+            await pilot.press("ctrl+u", *"seed=2")  # train.seed or scenario.seed
+            await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="an ambiguous key keeps nothing")
+            summary = str(app.browser.query_one("#runs-summary").render())
+            assert "scenario.seed, train.seed" in summary, summary
+            await pilot.press("ctrl+u", "enter")
+            await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="the filter cleared")
+
+            await pilot.press("k")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfigKeysScreen), what="the key picker")
+            keys = app.screen.query_one(SelectionList)
+            assert set(keys.selected) == set(differing)  # ticked: the keys wanted, shown while they fit
+            keys.deselect_all()
+            keys.select("train.lr")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: config_columns(app) == ["lr"], what="the picked column")
+            assert cell(app, "gamma", "train.lr") == "0.001"
+            await pilot.click("#runs", offset=(table_x(app, "config.train.lr"), 0))  # sorts like any column
+            assert app.browser.table.sort_key == "config.train.lr"
+            await pilot.press("k", "d")  # back to the keys that differ
+            await wait_for(pilot, lambda: config_columns(app) == shown, what="the differing keys again")
+
+    run_app(scenario)
+
+
+def table_x(app, column_key: str) -> int:
+    """The x of a column's header in the runs table."""
+    table = app.browser.table
+    x = 0
+    for key, column in table.columns.items():
+        if key.value == column_key:
+            return x + 1
+        x += column.get_render_width(table)
+    raise KeyError(column_key)

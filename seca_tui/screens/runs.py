@@ -17,16 +17,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from seca_tui import export, slurm
+from engine.config import ConfigError  # (the store imports it already)
+from seca_tui import export, run_filter, slurm
+from seca_tui.export import flat_config
 from seca_tui.messages import RunsLoaded
 from seca_tui.screens.export import ExportScreen
 from seca_tui.screens.notes import NotesScreen
 from seca_tui.screens.store_worker import StoreScreen
 from seca_tui.store import STATUSES, Store
 from seca_tui.widgets.gpu_panel import GpuPanel
-from seca_tui.widgets.runs_table import COLUMNS, RunsTable
+from seca_tui.widgets.runs_table import SHOWN_KEYS, RunsTable
 
 ANY_STATUS = "any"
+FIRST_PAINT_RUNS = 200  # the runs read for the first paint (a tall screen's window); the rest come next
 
 
 class RunsScreen(StoreScreen):
@@ -44,6 +47,7 @@ class RunsScreen(StoreScreen):
         Binding("d", "delete_run", "Delete", tooltip="Delete the run under the cursor and its run dir"),
         Binding("f2", "rename_run", "Rename"),
         Binding("A", "toggle_archived", "Show archived"),
+        Binding("k", "pick_columns", "Columns", tooltip="Choose the config keys shown as columns"),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "focus_table", "Table", show=False),
@@ -53,13 +57,17 @@ class RunsScreen(StoreScreen):
         super().__init__()
         self.show_archived = False
         self._query: tuple[str, str, bool] = ("", ANY_STATUS, False)  # read by the store thread
-        self._posted: list[dict] | None = None  # the last rows sent, to skip identical refreshes
+        self._read: tuple | None = None  # the run log's changes() and the filter the last read was for
+        self._posted: tuple | None = None  # the last rows sent (and why none), to skip identical refreshes
+        self._problem: str | None = None  # why the filter keeps no run (a config key no run has)
+        self._partial = False  # the table lists the newest runs only, the rest still being read
         self._painted = False  # the first rows are on screen
         self._shown = True  # False while another screen covers this one: no polling then
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="filter-bar"):
-            yield Input(placeholder="filter: name, tag, note, method, dataset  (/)", compact=True, id="search")
+            yield Input(placeholder="filter: name, tag, note, method, dataset, key=value (lr=1e-3)  (/)",
+                        compact=True, id="search")
             yield Select([("any status", ANY_STATUS)] + [(s, s) for s in STATUSES], value=ANY_STATUS,
                          allow_blank=False, compact=True, id="status")
         yield RunsTable(id="runs")
@@ -98,17 +106,32 @@ class RunsScreen(StoreScreen):
                                                    f"on {','.join(devices)}.")
 
     def _post(self, store: Store) -> None:
-        search, status, archived = self._query
+        query, status, archived = self._query
+        read = (store.changes(), self._query, self._painted)
+        if read == self._read:
+            return  # nothing written since the last read, the same filter: the same runs
+        search, wheres = run_filter.split_query(query)
+        # The first paint needs the newest screenful: reading ten thousand runs took a second
+        limit = None if self._painted else FIRST_PAINT_RUNS
         runs = store.runs(status=None if status == ANY_STATUS else status, include_archived=archived,
-                          search=search or None)
-        if runs != self._posted:
-            self._posted = runs
-            self.post_message(RunsLoaded(runs))
+                          search=search or None, with_config=True, limit=limit)
+        self._read = read  # (a read that failed is tried again)
+        try:
+            runs, problem = run_filter.filter_runs(runs, wheres=wheres), None
+        except ConfigError as error:  # a key no run has, or one that could be several
+            runs, problem = [], str(error)
+        # Which config keys differ takes every run's config parsed (once, then cached): after the first paint
+        painted = self._painted
+        if (runs, problem, painted) != self._posted:
+            self._posted = (runs, problem, painted)
+            partial = not painted and len(runs) == limit
+            self.post_message(RunsLoaded(runs, run_filter.differing_keys(runs) if painted else None, problem, partial))
 
     # ------------------------------------------------------------------------------ UI thread
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.table.show(message.runs)
+        self._problem, self._partial = message.problem, message.partial
+        self.table.show(message.runs, message.differing)
         self._show_summary()
         if not self._painted:
             self.call_after_refresh(self._first_paint_done)
@@ -133,14 +156,18 @@ class RunsScreen(StoreScreen):
 
     def _show_summary(self) -> None:
         table = self.table
-        header = dict((key, name) for name, key in COLUMNS)[table.sort_key]
-        parts = [f"{len(table.runs)} run{'s' if len(table.runs) != 1 else ''}",
-                 f"{len(table.ticked)} ticked",
-                 f"sorted by {header} {'↓' if table.sort_reverse else '↑'}",
+        count = len(table.runs)
+        held = (f"the newest {count} runs, reading the rest…" if self._partial
+                else f"rows {table.start + 1:,}–{table.start + table.row_count:,} of {count:,}" if table.row_count < count
+                else f"{count} run{'s' if count != 1 else ''}")
+        parts = [held, f"{len(table.ticked)} ticked",
+                 f"sorted by {table.sort_label} {'↓' if table.sort_reverse else '↑'}",
                  "archived shown" if self.show_archived else "archived hidden"]
         summary = Text("  ·  ".join(parts))
         run = self.current_run()
-        if run and run.get("status") in ("failed", "lost") and run.get("error"):
+        if self._problem:
+            summary = Text.assemble(("filter: ", "bold yellow"), self._problem)
+        elif run and run.get("status") in ("failed", "lost") and run.get("error"):
             # why the run under the cursor ended, where the eye already is
             summary = Text.assemble((f"{run['status']}: ", "bold red"), str(run["error"]))
         elif run and slurm.job_line(run):
@@ -169,8 +196,7 @@ class RunsScreen(StoreScreen):
         self.open_run(event.row_key.value)
 
     def current_run(self) -> dict | None:
-        run_id = self.table.current_run_id
-        return next((r for r in self.table.runs if r["run_id"] == run_id), None)
+        return self.table.current_run
 
     def selected_ids(self) -> list[str]:
         """The ticked runs, else the one under the cursor."""
@@ -185,7 +211,7 @@ class RunsScreen(StoreScreen):
     def open_run(self, run_id: str) -> None:
         from seca_tui.screens.live import LiveScreen
 
-        run = next((r for r in self.table.runs if r["run_id"] == run_id), {})
+        run = self.table.run(run_id) or {}
         self.app.push_screen(LiveScreen(run_id, run.get("run_dir")))
 
     # ------------------------------------------------------------------------------ actions
@@ -316,6 +342,23 @@ class RunsScreen(StoreScreen):
             self._worker.submit(job)
 
         self.app.push_screen(ExportScreen(len(ids), Path.cwd() / "seca-runs.csv"), write)
+
+    def action_pick_columns(self) -> None:
+        from seca_tui.screens.config_keys import DEFAULT, ConfigKeysScreen
+
+        table = self.table
+        keys = [k for k in dict.fromkeys(k for r in table.runs for k in flat_config(r.get("config_json")))
+                if k not in SHOWN_KEYS]
+        if not keys:
+            self.notify("The runs shown have no config to choose columns from.", severity="warning")
+            return
+
+        def pick(choice: list[str] | str | None) -> None:
+            if choice is not None:
+                table.chosen_keys = None if choice == DEFAULT else choice
+                table.show(table.runs)
+
+        self.app.push_screen(ConfigKeysScreen(keys, table.config_keys, table.differing), pick)
 
     def action_cycle_sort(self) -> None:
         self.table.cycle_sort()
