@@ -32,7 +32,7 @@ SECA_TUI = Path(sys.executable).with_name("seca-tui")
 # seconds of training on a CPU (a GPU would end the run before the screen can be read and the TUI killed)
 OVERRIDES = ["data.train_per_class=12", "data.test_per_class=4", "train.epochs=4", "scenario.classes=30",
              "scenario.n_tasks=3", "train.device=cpu"]
-FIELDS_BEFORE_OVERRIDES = 9  # preset, name, dataset, tasks, increment, method, device, GPUs, queue
+FIELDS_BEFORE_OVERRIDES = 11  # preset, name, dataset, tasks, increment, method, device, GPUs, queue, Slurm, Slurm opts
 MATRIX_ROW = re.compile(r"\bT(\d+)((?: +(?:\d+\.\d|·))+)")
 
 
