@@ -10,6 +10,7 @@ with a ± 1 sample-std band; a group with no finished run draws its runs alone, 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -274,10 +275,16 @@ def check_out(path: Path) -> None:
 
 
 def save(fig: "Figure", path: Path) -> Path:
-    """Write ``fig`` to ``path`` (PNG at 300 dpi; PDF and SVG as vectors)."""
+    """Write ``fig`` to ``path`` (PNG at 300 dpi; PDF and SVG as vectors), whole or not at all: it is
+    written beside it first and renamed, so a viewer (or the TUI's "saved" check) never sees half a file."""
     import matplotlib
 
     check_out(path)
-    with matplotlib.rc_context(STYLE):
-        fig.savefig(path, dpi=300)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with matplotlib.rc_context(STYLE):
+            fig.savefig(partial, dpi=300, format=path.suffix.lower().lstrip("."))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path

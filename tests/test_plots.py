@@ -55,6 +55,31 @@ def test_each_kind_writes_a_png_and_a_pdf_that_open(runs, tmp_path, kind):
             assert out.read_bytes().startswith(b"%PDF-")
 
 
+def test_a_figure_appears_whole_or_not_at_all(runs, tmp_path, monkeypatch):
+    """Saved beside its name and renamed: no file under the name while it is written, none after a save
+    that fails half-way, and no partial file left in either case."""
+    fig = figure_of(runs, "curves")
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    out = folder / "curves.pdf"
+    real_savefig = type(fig).savefig
+
+    def savefig(self, target, **kwargs):
+        assert not out.exists()  # the name appears only once the file is whole
+        real_savefig(self, target, **kwargs)
+        if fail:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(fig), "savefig", savefig)
+    fail = True
+    with pytest.raises(OSError):
+        plots.save(fig, out)
+    assert list(folder.iterdir()) == []
+    fail = False
+    assert plots.save(fig, out) == out
+    assert out.read_bytes().startswith(b"%PDF-") and list(folder.iterdir()) == [out]
+
+
 def test_curves_one_mean_and_band_per_group(runs):
     fig = figure_of(runs, "curves")
     (ax,) = fig.axes
