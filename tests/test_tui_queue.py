@@ -19,7 +19,7 @@ from tests.test_tui_fixtures import events_of, fake_engine, ingest, last_of, mak
 def cells(app: SecaApp, index: int) -> dict[str, str]:
     """The browser's row ``index``, by column key."""
     table = app.browser.table
-    return dict(zip((c.key.value for c in table.columns.values()), map(str, table.get_row_at(index))))
+    return dict(zip(table.headers, map(str, table.get_row_at(index))))
 
 
 def row(app: SecaApp, name: str) -> dict[str, str] | None:
@@ -85,7 +85,7 @@ def test_queue_cancel_and_start_from_the_tui(busy_home):
             assert (row(app, "first")["status"], row(app, "first")["device"]) == ("queued", "any")
             assert notified(app, "Queued first") and schedulers == [home]  # handed to a background scheduler too
 
-            await wait_for(pilot, lambda: cells(app, app.browser.table.cursor_row)["name"] == "first",
+            await wait_for(pilot, lambda: cells(app, app.browser.table.cursor_index)["name"] == "first",
                            what="the cursor on the queued run")
             await pilot.press("x")
             assert isinstance(app.screen, ConfirmScreen)

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -15,6 +16,7 @@ from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
 from seca_tui.screens.new_run import NewRunScreen
 from seca_tui.store import Store
+from seca_tui.widgets.runs_table import PADDING
 from tests.test_tui_fixtures import engine_runs  # noqa: F401 - the session fixture, found by pytest here
 from tests.test_tui_fixtures import append_events, events_of, fake_engine, ingest, last_of, make_run, run_app, wait_for
 
@@ -199,9 +201,9 @@ def test_a_failing_store_is_reported_and_retried(three_runs, monkeypatch):
     run_app(scenario)
 
 
-def test_two_thousand_runs_are_held_a_window_at_a_time(home, engine_runs):
-    """The table holds a window of rows around the cursor, never all 2,000; the cursor, sort, filter and
-    ticks still reach every run, and the window follows the cursor wherever it goes."""
+def test_two_thousand_runs_scroll_with_the_cursor(home, engine_runs):
+    """All 2,000 runs are the table's rows, of which only the lines on screen are drawn: the cursor, sort,
+    filter and ticks reach every run, and the lines drawn follow the cursor wherever it goes."""
     n = 2000
     for i in range(n):
         make_run(home, f"run-{i:04d}", engine_runs["alpha"], name=f"run-{i:04d}", created=1000.0 + i)
@@ -211,29 +213,34 @@ def test_two_thousand_runs_are_held_a_window_at_a_time(home, engine_runs):
         app = SecaApp(home)
         async with app.run_test(size=(120, 40)) as pilot:
             table = app.browser.table
-            window = 3 * 40  # a few screens
             await wait_for(pilot, lambda: len(table.runs) == n, 20, "every run listed")
             summary = lambda: str(app.browser.query_one("#runs-summary").render())  # noqa: E731
-            assert 0 < table.row_count <= window and table.current_run_id == "run-1999"
-            assert f"rows 1–{table.row_count} of 2,000" in summary()
-            for _ in range(8):  # past the end of the first window, a page at a time
+            drawn = lambda: [m.group() for line in table.render_lines(table.size.region)  # noqa: E731
+                             if (m := re.search(r"run-\d{4}", line.text))]
+            assert table.current_run_id == "run-1999" and "run 1 of 2,000" in summary()
+            assert drawn()[:2] == ["run-1999", "run-1998"]
+            for _ in range(8):  # eight pages down
                 await pilot.press("pagedown")
             await pilot.pause()
-            assert table.row_count <= window and table.current_run_id == f"run-{n - 1 - table.cursor_index:04d}"
-            assert table.cursor_index > window and table.start > 0
-            assert table.scroll_y <= table.cursor_row < table.scroll_y + table.scrollable_content_region.height
+            index = 8 * table.page
+            assert table.cursor_index == index and table.current_run_id == f"run-{n - 1 - index:04d}"
+            assert f"run {index + 1:,} of 2,000" in summary()
+            assert table.current_run_id in drawn()  # scrolled to it
             await pilot.press("end")
+            await pilot.pause()
             assert table.current_run_id == "run-0000" and table.cursor_index == n - 1
-            assert "of 2,000" in summary() and table.row_count <= window
+            assert drawn()[-1] == "run-0000" and "run 2,000 of 2,000" in summary()
             await pilot.press("space", "up", "space")  # ticks at the far end
             assert table.ticked == {"run-0000", "run-0001"}
             await pilot.press("O")  # oldest first: the cursor stays on its run, now near the start
             assert table.current_run_id == "run-0001" and table.cursor_index == 1
             assert [r["run_id"] for r in table.runs] == [f"run-{i:04d}" for i in range(n)]
+            await pilot.pause()
+            assert drawn()[:2] == ["run-0000", "run-0001"]
             await pilot.press("slash", *"run-1", "enter")  # run-1000 … run-1999
             await wait_for(pilot, lambda: len(table.runs) == 1000, what="the filter on the whole list")
             await pilot.press("end")
-            assert table.current_run_id == "run-1999" and table.row_count <= window
+            assert table.current_run_id == "run-1999"
             await pilot.press("home")
             assert table.current_run_id == "run-1000"
             assert table.ticked == {"run-0000", "run-0001"}  # kept through the filter
@@ -360,9 +367,9 @@ def test_home_and_end_move_the_cursor(three_runs):
         async with browsing(three_runs, (80, 24)) as (app, pilot):
             table = app.browser.table
             await pilot.press("end")
-            assert table.cursor_row == 2 and table.current_run_id == "r-alpha"
+            assert table.cursor_index == 2 and table.current_run_id == "r-alpha"
             await pilot.press("home")
-            assert table.cursor_row == 0 and table.current_run_id == "r-gamma"
+            assert table.cursor_index == 0 and table.current_run_id == "r-gamma"
 
     run_app(scenario)
 
@@ -383,7 +390,7 @@ def test_config_columns_show_what_differs_and_the_filter_reads_config_values(thr
     assert "train.seed" in differing, differing
 
     def config_columns(app) -> list[str]:
-        return [str(c.label) for k, c in app.browser.table.columns.items() if k.value.startswith("config.")]
+        return [header for key, header in app.browser.table.headers.items() if key.startswith("config.")]
 
     def cell(app, name: str, column: str) -> str:
         table = app.browser.table
@@ -436,8 +443,8 @@ def table_x(app, column_key: str) -> int:
     """The x of a column's header in the runs table."""
     table = app.browser.table
     x = 0
-    for key, column in table.columns.items():
-        if key.value == column_key:
+    for key, width in table.widths.items():
+        if key == column_key:
             return x + 1
-        x += column.get_render_width(table)
+        x += width + PADDING
     raise KeyError(column_key)

@@ -42,7 +42,7 @@ def test_every_view_names_the_variant(home):
         async with tui.run_test(size=(120, 40)) as pilot:
             table = tui.browser.table
             await wait_for(pilot, lambda: table.row_count == len(runs), what="the rows")
-            shown = {table.coordinate_to_cell_key((i, 0)).row_key.value: str(table.get_row_at(i)[4])
+            shown = {table.runs[i]["run_id"]: str(table.get_row_at(i)[4])
                      for i in range(table.row_count)}
             assert shown == runs
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import Footer, Input, Select, Static
 
 from engine.config import ConfigError  # (the store imports it already)
 from seca_tui import export, run_filter, slurm
@@ -151,14 +151,14 @@ class RunsScreen(StoreScreen):
     def on_runs_table_ticks_changed(self) -> None:
         self._show_summary()
 
-    def on_data_table_row_highlighted(self) -> None:
+    def on_runs_table_highlighted(self) -> None:
         self._show_summary()
 
     def _show_summary(self) -> None:
         table = self.table
         count = len(table.runs)
         held = (f"the newest {count} runs, reading the rest…" if self._partial
-                else f"rows {table.start + 1:,}–{table.start + table.row_count:,} of {count:,}" if table.row_count < count
+                else f"run {table.cursor_index + 1:,} of {count:,}" if count > table.page
                 else f"{count} run{'s' if count != 1 else ''}")
         parts = [held, f"{len(table.ticked)} ticked",
                  f"sorted by {table.sort_label} {'↓' if table.sort_reverse else '↑'}",
@@ -192,8 +192,8 @@ class RunsScreen(StoreScreen):
         if event.select.id == "status":
             self._refilter()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.open_run(event.row_key.value)
+    def on_runs_table_opened(self, event: RunsTable.Opened) -> None:
+        self.open_run(event.run_id)
 
     def current_run(self) -> dict | None:
         return self.table.current_run

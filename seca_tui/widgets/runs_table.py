@@ -5,10 +5,14 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from seca_tui import run_filter, slurm
 from seca_tui.export import flat_config
@@ -34,12 +38,7 @@ CONFIG_WIDTH = 14  # the most a config column takes; longer values end in …
 # the name, status, method, tasks and the three metrics are what a researcher scans for (80 columns keep
 # all of them).
 NAME_WIDTHS = (28, 12)  # the most a name gets, and the least before columns are dropped
-PADDING = 2  # DataTable's cell padding, one each side
-# The table holds this many screens of rows around the cursor, and moves that window once the cursor
-# comes within a screen of its edge (so a page down never runs past it): DataTable measures every cell
-# it adds (≈0.4 ms a row, and again on the next idle), so ten thousand rows would take seconds to add,
-# and every filter and sort would add them again.
-WINDOW_SCREENS = 3
+PADDING = 2  # a cell's padding, one space each side
 
 
 def when(value, now: dt.datetime | None = None) -> str:
@@ -145,12 +144,30 @@ def _sort_key(key: str):
     return get
 
 
-class RunsTable(DataTable):
-    """Every run of the filter (``runs``, sorted), of which the DataTable holds a window of rows around
-    the cursor (see :data:`WINDOW_SCREENS`); rows keyed by run id. The cursor, ticks, sort and filter act
-    on the whole list, and the cursor stays on the same run across refreshes and re-sorts."""
+def fit(cell: Text, width: int) -> Text:
+    """``cell`` cut to ``width`` (ending in … when it was longer) and padded to it, on the side its
+    ``justify`` says."""
+    cell.truncate(width, overflow="ellipsis")
+    room = width - cell.cell_len
+    if room > 0:
+        cell.pad_left(room) if cell.justify == "right" else cell.pad_right(room)
+    return cell
 
+
+class RunsTable(ScrollView, can_focus=True):
+    """Every run of the filter (``runs``, sorted), drawn a line at a time: only the lines on screen are
+    ever built, so ten thousand runs cost a sort, never ten thousand rows (a DataTable measured every
+    cell it held, which made each filter and sort take a third of a second). The first line is the
+    header. The cursor, ticks, sort and filter act on the whole list, and the cursor stays on the same
+    run across refreshes and re-sorts."""
+
+    COMPONENT_CLASSES = {"runs-table--header", "runs-table--even-row", "runs-table--cursor"}
     BINDINGS = [Binding("space", "toggle_tick", "Tick", tooltip="Tick the run to compare or export it"),
+                Binding("enter", "open", "Open", show=False),
+                Binding("up", "move(-1)", "Up", show=False),
+                Binding("down", "move(1)", "Down", show=False),
+                Binding("pageup", "page(-1)", "Page up", show=False),
+                Binding("pagedown", "page(1)", "Page down", show=False),
                 Binding("home,ctrl+home", "cursor_to(0)", "First run", show=False),
                 Binding("end,ctrl+end", "cursor_to(-1)", "Last run", show=False)]
 
@@ -161,10 +178,24 @@ class RunsTable(DataTable):
             super().__init__()
             self.ticked = ticked
 
+    class Highlighted(Message):
+        """The cursor is on another run (or on none: ``run_id`` None)."""
+
+        def __init__(self, run_id: str | None) -> None:
+            super().__init__()
+            self.run_id = run_id
+
+    class Opened(Message):
+        """Enter, or a click on the run under the cursor: open it."""
+
+        def __init__(self, run_id: str) -> None:
+            super().__init__()
+            self.run_id = run_id
+
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.runs: list[dict] = []  # as shown, sorted
-        self.start = 0  # the index in runs of the table's first row
+        self.cursor_index = 0  # the index in runs of the run under the cursor
         self._index: dict[str, int] = {}  # run id → index in runs
         self.ticked: set[str] = set()  # survives filters: compare whatever was ticked
         self.sort_key, self.sort_reverse = "created", True  # newest first
@@ -172,23 +203,30 @@ class RunsTable(DataTable):
         self.chosen_keys: list[str] | None = None  # the config columns picked by the user; None: differing
         self._wanted: str | None = None  # a run to put the cursor on whenever it shows up (select())
         self.widths: dict[str, int] = {}  # the columns shown now (see layout)
+        self.headers: dict[str, str] = {}  # the columns shown now, by key: their header
         self._measured: dict[str, int] = {}  # config key → its longest value among the runs (see _lay_out)
-
-    @property
-    def window(self) -> int:
-        """How many rows the table holds at most."""
-        return WINDOW_SCREENS * self.app.size.height
+        self._highlighted: str | None = None  # the run the last Highlighted message was about
 
     def on_mount(self) -> None:
         self._lay_out()
 
     def on_resize(self) -> None:
-        self.show(self.runs)  # the columns that fit, and a window for the height
+        self._lay_out(measure=False)  # the columns that fit the width
+        self._place(self.cursor_index, self.cursor_index - round(self.scroll_y))
 
     @property
     def config_keys(self) -> list[str]:
         """The config columns wanted (the width may leave some out)."""
         return self.differing if self.chosen_keys is None else self.chosen_keys
+
+    @property
+    def row_count(self) -> int:
+        return len(self.runs)
+
+    @property
+    def page(self) -> int:
+        """How many runs fit on screen under the header."""
+        return max(1, self.scrollable_content_region.height - 1)
 
     def _lay_out(self, measure: bool = True) -> None:
         """The columns for the screen's width (the table spans it) and the config keys wanted; each
@@ -203,22 +241,20 @@ class RunsTable(DataTable):
                               for key in keys}
         config = [(CONFIG + key, min(CONFIG_WIDTH, max(self._measured[key], len(name)))) for key, name in names.items()]
         headers.update((CONFIG + key, name) for key, name in names.items())
-        widths = layout(self.app.size.width, config)
-        if widths != self.widths:
-            self.widths = widths
-            self.clear(columns=True)
-            for key, width in widths.items():
-                self.add_column(Text(headers[key], no_wrap=True, overflow="ellipsis"), key=key, width=width)
+        self.widths = layout(self.app.size.width, config)
+        self.headers = {key: headers[key] for key in self.widths}
+        self.virtual_size = Size(sum(w + PADDING for w in self.widths.values()), len(self.runs) + 1)
+        self.refresh()
 
     def show(self, runs: Sequence[dict], differing: list[str] | None = None) -> None:
         """Show these runs (the filter already applied), sorted by the current column; ``differing``: the
-        config keys whose values differ among them, when they were worked out anew. The caller skips
-        unchanged lists: every call rebuilds the rows held."""
+        config keys whose values differ among them, when they were worked out anew."""
         get = _sort_key(self.sort_key)
         rows = sorted(runs, key=get, reverse=self.sort_reverse)
         if self.sort_reverse:  # keep missing values last in descending order too
             rows.sort(key=lambda run: get(run)[0])
         current, at, measure = self.current_run_id, self.cursor_index, runs is not self.runs
+        on_screen = at - round(self.scroll_y)
         self.runs = rows
         self._index = {run["run_id"]: i for i, run in enumerate(rows)}
         if differing is not None:
@@ -226,45 +262,62 @@ class RunsTable(DataTable):
         self._lay_out(measure)
         if self._wanted in self._index:
             current, self._wanted = self._wanted, None
-        self._hold(self._index.get(current, min(at, len(rows) - 1)))
+        self._place(self._index.get(current, min(at, len(rows) - 1)), on_screen)
 
-    def _hold(self, index: int) -> None:
-        """Hold the window of rows around ``index`` (of ``runs``) and put the cursor there, on the same
-        line of the screen as before."""
-        on_screen = self.cursor_row - self.scroll_y
-        self.start = max(0, min(index - self.window // 2, len(self.runs) - self.window))
-        self.clear()
-        for run in self.runs[self.start:self.start + self.window]:
-            cells = self._cells(run)
-            self.add_row(*(cells[key] for key in self.widths), key=run["run_id"])
-        if self.runs:
-            row = max(index, 0) - self.start
-            self.move_cursor(row=row, animate=False)
-            self.call_after_refresh(self.scroll_to, y=max(0, row - on_screen), animate=False)
+    def _place(self, index: int, on_screen: int | None = None) -> None:
+        """The cursor on ``runs[index]``, scrolled into view: on line ``on_screen`` of the rows shown when
+        given (where it was before a refresh), else as little as it takes."""
+        self.cursor_index = index = max(0, min(index, len(self.runs) - 1))
+        top = round(self.scroll_y)
+        if on_screen is not None:
+            top = index - max(0, min(on_screen, self.page - 1))
+        top = max(min(top, index), index - self.page + 1)
+        self.scroll_to(y=max(0, min(top, len(self.runs) + 1 - self.scrollable_content_region.height)),
+                       animate=False, immediate=True)
+        self.refresh()
+        if self.current_run_id != self._highlighted:
+            self._highlighted = self.current_run_id
+            self.post_message(self.Highlighted(self._highlighted))
 
-    def on_data_table_row_highlighted(self) -> None:
-        """Within a screen of an edge of the rows held, with more runs beyond it: hold the rows around the
-        cursor instead (the message goes on to the screen)."""
-        margin, row = self.app.size.height, self.cursor_row
-        if (row < margin and self.start > 0) or (
-                row >= self.row_count - margin and self.start + self.row_count < len(self.runs)):
-            self._hold(self.start + row)
+    def render_line(self, y: int) -> Strip:
+        """Line ``y`` of the widget: the header, else the run that scrolling puts there."""
+        width = self.scrollable_content_region.width
+        if y == 0:
+            style = self.get_component_styles("runs-table--header").rich_style
+            return self._line([Text(self.headers[key]) for key in self.widths], style, width)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self.runs):
+            return Strip.blank(width, self.rich_style)
+        style = self.rich_style
+        if index == self.cursor_index:
+            style += self.get_component_styles("runs-table--cursor").rich_style
+        elif index % 2 == 0:
+            style += self.get_component_styles("runs-table--even-row").rich_style
+        return self._line(self.get_row_at(index), style, width)
+
+    def _line(self, cells: list[Text], style: Style, width: int) -> Strip:
+        line = Text(style=style, no_wrap=True, end="")
+        for cell, cell_width in zip(cells, self.widths.values()):
+            line.append(" ")
+            line.append_text(fit(cell, cell_width))
+            line.append(" ")
+        return Strip(line.render(self.app.console)).crop_extend(0, width, style)
 
     def _cells(self, run: dict) -> dict[str, Text]:
-        """Every column's cell, by key; a long name ends in … where its column cuts it."""
+        """Every column's cell, by key."""
         status = run.get("status") or ""
         name = run.get("name") or run["run_id"]
         if run.get("archived"):
             name = f"{name} (archived)"
         flat = flat_config(run.get("config_json"))
-        # Every cell is Text: DataTable reads plain strings as markup, and names and values are the user's text.
+        # Text, never markup: names and values are the user's text.
         cells = {
             "ticked": Text("✓" if run["run_id"] in self.ticked else " "),
-            "name": Text(name, no_wrap=True, overflow="ellipsis"),
+            "name": Text(name),
             "status": Text(status, style=STATUS_STYLE.get(status, "")),
             "device": device(run),
             "variant": Text(run.get("variant") or run.get("method") or ""),  # an ablation by its own name
-            "dataset": Text(run.get("dataset") or "", no_wrap=True, overflow="ellipsis"),
+            "dataset": Text(run.get("dataset") or ""),
             "n_tasks": Text(str(run.get("n_tasks") or ""), justify="right"),
             "last": Text(number(run.get("last")), justify="right"),
             "avg": Text(number(run.get("avg")), justify="right"),
@@ -274,33 +327,40 @@ class RunsTable(DataTable):
         for key in self.widths:
             if key.startswith(CONFIG):
                 value = flat.get(key[len(CONFIG):], run_filter.MISSING)
-                cells[key] = Text(value_text(value), no_wrap=True, overflow="ellipsis",
-                                  justify="right" if isinstance(value, (int, float)) else "left")
+                cells[key] = Text(value_text(value), justify="right" if isinstance(value, (int, float)) else "left")
         return cells
+
+    def get_row_at(self, index: int) -> list[Text]:
+        """The cells of ``runs[index]`` in the columns shown, before they are cut to width."""
+        cells = self._cells(self.runs[index])
+        return [cells[key] for key in self.widths]
+
+    def get_row(self, run_id: str) -> list[Text]:
+        return self.get_row_at(self._index[run_id])
+
+    def get_cell(self, run_id: str, key: str) -> Text:
+        return self._cells(self.runs[self._index[run_id]])[key]
+
+    def move_cursor(self, row: int) -> None:
+        """The cursor on ``runs[row]`` (the table's rows are the runs)."""
+        self._place(row)
 
     def select(self, run_id: str) -> None:
         """Put the cursor on ``run_id`` now, or when it arrives (a run just created may reach the table a
         refresh later)."""
         if run_id in self._index:
-            self._hold(self._index[run_id])
+            self._place(self._index[run_id])
         else:
             self._wanted = run_id
 
     @property
-    def cursor_index(self) -> int:
-        """The index in ``runs`` of the run under the cursor."""
-        return self.start + self.cursor_row
-
-    @property
     def current_run_id(self) -> str | None:
         """The run under the cursor."""
-        if not self.row_count:
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.runs[self.cursor_index]["run_id"] if self.runs else None
 
     @property
     def current_run(self) -> dict | None:
-        return self.runs[self.cursor_index] if self.row_count else None
+        return self.runs[self.cursor_index] if self.runs else None
 
     def run(self, run_id: str) -> dict | None:
         """One of the runs shown, by id."""
@@ -324,20 +384,52 @@ class RunsTable(DataTable):
         order = SORTABLE + [key for key in self.widths if key.startswith(CONFIG)]
         self.sort_by(order[(order.index(self.sort_key) + 1) % len(order)] if self.sort_key in order else order[0])
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        if event.column_key.value != "ticked":
-            self.sort_by(event.column_key.value)
+    def on_click(self, event: events.Click) -> None:
+        """A header sorts by its column; a run gets the cursor, and opens when it had it already."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            x = 0
+            for key, width in self.widths.items():
+                x += width + PADDING
+                if offset.x < x:
+                    if key != "ticked":
+                        self.sort_by(key)
+                    return
+            return
+        index = round(self.scroll_y) + offset.y - 1
+        if index < len(self.runs):
+            if index == self.cursor_index:
+                self.action_open()
+            else:
+                self._place(index)
+
+    def on_focus(self) -> None:
+        self.refresh()  # the cursor's colours follow the focus
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def action_move(self, by: int) -> None:
+        self._place(self.cursor_index + by)
+
+    def action_page(self, by: int) -> None:
+        self._place(self.cursor_index + by * self.page)
 
     def action_cursor_to(self, index: int) -> None:
-        """The cursor on the first (0) or the last (-1) run; DataTable's own Home/End only scroll."""
+        """The cursor on the first (0) or the last (-1) run."""
         if self.runs:
-            self._hold(index % len(self.runs))
+            self._place(index % len(self.runs))
+
+    def action_open(self) -> None:
+        if self.runs:
+            self.post_message(self.Opened(self.current_run_id))
 
     def action_toggle_tick(self) -> None:
         run_id = self.current_run_id
         if run_id is None:
             return
         self.ticked ^= {run_id}
-        self.update_cell(run_id, "ticked", Text("✓" if run_id in self.ticked else " "))
+        self.refresh()
         self.post_message(self.TicksChanged(frozenset(self.ticked)))
