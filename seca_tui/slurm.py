@@ -71,6 +71,11 @@ class SlurmOptions:
         return SlurmOptions(**{**asdict(self), **{k: v for k, v in given.items() if v is not None}})
 
 
+# The type of each option in the user config file that is not text, and how an error names it.
+OPTION_TYPES = {"extra": (dict, "a mapping"), **{key: (int, "a whole number") for key in
+                                                 ("nodes", "gpus_per_node", "cpus_per_task", "signal_delay")}}
+
+
 def config_file() -> Path:
     """``$XDG_CONFIG_HOME/seca-tui/config.yaml`` (``~/.config/seca-tui/config.yaml``): a user's defaults."""
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "seca-tui" / "config.yaml"
@@ -95,11 +100,11 @@ def user_options() -> SlurmOptions:
         if key not in known:
             raise ConfigError(f"The 'slurm:' section of {path} has an unknown key '{key}'; it takes "
                               f"{', '.join(sorted(known))}.")
-        want = dict if key == "extra" else int if key in ("nodes", "gpus_per_node", "cpus_per_task", "signal_delay") else str
+        want, what = OPTION_TYPES.get(key, (str, "text"))
         if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
             section[key] = value = str(value)  # time: 240, mem: 32 read as numbers
         if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(f"The 'slurm:' key '{key}' in {path} must be {'a mapping' if want is dict else 'a whole number' if want is int else 'text'}, not {value!r}.")
+            raise ConfigError(f"The 'slurm:' key '{key}' in {path} must be {what}, not {value!r}.")
     section["extra"] = {str(k): str(v) for k, v in section.get("extra", {}).items()}
     return SlurmOptions(**section)
 
@@ -190,9 +195,9 @@ class EngineJob:
         run_dir = Path(self.run_dir)
         resume = launcher.has_started(run_dir)
         checkpoints = _checkpoints(run_dir)
-        command = launcher.engine_command(run_dir, resume, self.nproc)
-        if env.num_nodes > 1:  # one torchrun per node, meeting at the first node
-            command = launcher.engine_command(run_dir, resume, 1)
+        multi_node = env.num_nodes > 1
+        command = launcher.engine_command(run_dir, resume, 1 if multi_node else self.nproc)
+        if multi_node:  # one torchrun per node, meeting at the first node
             command[1:1] = ["-m", "torch.distributed.run", f"--nnodes={env.num_nodes}", f"--node_rank={env.node}",
                             f"--nproc_per_node={self.nproc}", "--rdzv_backend=c10d",
                             f"--rdzv_endpoint={env.hostnames[0]}:{RDZV_PORT}", f"--rdzv_id={env.job_id}"]
@@ -473,7 +478,7 @@ def refresh(store, force: bool = False) -> list[str]:
 def _settle(store, row: dict, job: JobState) -> bool:
     """Record ``job``'s state on its run and what it means for the run's status; True when the run is
     found lost (its job ended without the run's final event)."""
-    from seca_tui.store import _last_log_line
+    from seca_tui.store import last_log_line
 
     store.ingest(row["run_dir"])  # a final event written just before the job ended decides first
     status = store.db.execute("SELECT status FROM runs WHERE run_id = ?", [row["run_id"]]).fetchone()[0]
@@ -488,7 +493,7 @@ def _settle(store, row: dict, job: JobState) -> bool:
         if asked:
             fields["status"] = "stopped"
         else:
-            last = _last_log_line(Path(row["run_dir"]))
+            last = last_log_line(Path(row["run_dir"]))
             fields.update(status="lost", finished=time.time(),
                           error=f"Slurm job {job.job_id} ended {job.describe()}" + (f"; engine.log: {last}" if last else ""))
     store.update_run(row["run_id"], **fields)

@@ -396,7 +396,7 @@ class Store:
             if alive:
                 continue
             self.ingest(run["run_dir"])
-            status, error = ("stopped", None) if run["stop_requested"] else ("lost", _last_log_line(Path(run["run_dir"])))
+            status, error = ("stopped", None) if run["stop_requested"] else ("lost", last_log_line(Path(run["run_dir"])))
             with self._write() as db:
                 changed = db.execute(
                     # its last sign of life is the best guess of when it ended
@@ -594,7 +594,7 @@ def _read_yaml(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _last_log_line(run_dir: Path) -> str | None:
+def last_log_line(run_dir: Path) -> str | None:
     """The last non-empty line of ``engine.log``: usually why a process died without a final event."""
     try:
         with open(run_dir / "engine.log", "rb") as f:

@@ -37,6 +37,12 @@ def test_a_typo_in_the_user_config_file_is_one_sentence_naming_the_file(tmp_path
     path.write_text("slurm:\n  nodes: two\n")
     with pytest.raises(ConfigError, match="'nodes' .* must be a whole number"):
         slurm.options()
+    for line, what in (("extra: exclusive", "a mapping"), ("partition: [gpu, cpu]", "text"), ("nodes: true", "a whole number")):
+        path.write_text(f"slurm:\n  {line}\n")
+        with pytest.raises(ConfigError, match=f"'{line.split(':')[0]}' in {path} must be {what}, not "):
+            slurm.options()
+    path.write_text("slurm:\n  time: 240\n  mem: 32\n")  # numbers where Slurm takes text: read as its text
+    assert (slurm.options().time, slurm.options().mem) == ("240", "32")
     with pytest.raises(ConfigError, match="--slurm-opt takes KEY=VALUE"):
         path.write_text("")
         slurm.options(["exclusive"])
