@@ -187,8 +187,9 @@ def test_damaged_lines_are_warned_about_not_fatal(hand_runs):
     assert result.exit_code == 0 and "line(s) " in result.stderr and "were skipped" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["runs"], ["runs", "--json"]])
 @pytest.mark.parametrize("output", ["pipe", "terminal"])
-def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, output):
+def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, output, args):
     """`seca-tui runs | head -0` (the reader has gone: EPIPE) or a terminal hung up under it (EIO):
     one sentence on stderr, exit 1, no traceback and no 'Exception ignored' from Python's exit flush."""
     if output == "pipe":
@@ -197,7 +198,7 @@ def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, out
         read, write = pty.openpty()
     os.close(read)
     try:
-        done = subprocess.run([sys.executable, "-m", "seca_tui", "runs"], stdout=write, stderr=subprocess.PIPE,
+        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], stdout=write, stderr=subprocess.PIPE,
                               env=engine_env(home), cwd=REPO, text=True, timeout=120, stdin=subprocess.DEVNULL)
     finally:
         os.close(write)
