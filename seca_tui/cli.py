@@ -466,10 +466,11 @@ def runs(
     if status is not None and status not in STATUSES:
         raise ConfigError(f"--status must be one of {', '.join(STATUSES)}, not '{status}'.")
     store = _store()
-    found = run_filter.filter_runs(store.runs(status=status, include_archived=archived, with_config=True),
-                                   tags, methods, wheres)
+    listed = store.runs(status=status, include_archived=archived, with_config=bool(wheres),  # what --where reads
+                        for_records=as_json)
+    found = run_filter.filter_runs(listed, tags, methods, wheres)
     if as_json:
-        _json_list(map(json.dumps, export.run_records(found)))
+        _json_list(map(export.record_text, found))
         return
     if not found:
         typer.echo("No runs match." if tags or methods or wheres else f"No {status} runs." if status

@@ -291,6 +291,25 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def flatten(tree: dict, prefix: str) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{prefix + "a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_fields(text: str | None) -> dict[str, str | None]:
+    """The runs columns of a run's config, from its JSON text: ``config`` (the text) and ``config_flat``, the
+    JSON object text of its ``config.a.b`` keys as ``runs --json`` writes them (``export.record_text`` splices
+    it in as it is). Every writer of a config sets both through this, so they always agree."""
+    flat = json.dumps(flatten(json.loads(text), "config.")) if text else None
+    return {"config": text, "config_flat": flat}
+
+
 def split_label(tasks: list[list]) -> str:
     """``"10x10"`` for equal tasks, ``"50+5x10"`` for a larger first task, else the sizes joined by ``/``."""
     sizes = [len(t) for t in tasks]
@@ -314,7 +333,7 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     fields: dict[str, Any] = {"status": _status(db, run_id, "running"), "finished": None, "error": None}
     config = ev.get("config")
     if isinstance(config, dict):
-        fields["config"] = _dumps(config)
+        fields.update(config_fields(_dumps(config)))
         fields["method"] = config.get("method")
         fields["dataset"] = (config.get("data") or {}).get("name")
     tasks = ev.get("tasks")
