@@ -15,11 +15,12 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any, Callable
 
 from seca_tui import metrics
+
+if TYPE_CHECKING:  # sqlite-utils is imported by the store alone, without numpy (see store.py)
+    from sqlite_utils import Database
 
 SCHEMA_VERSION = 1  # the newest events.jsonl schema this module understands
 TERMINAL = {"run_finished": "finished", "run_failed": "failed", "run_stopped": "stopped"}

@@ -16,13 +16,13 @@ import contextlib
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
-from sqlite_utils import Database
 
 from engine import paths
 from engine.config import ConfigError
@@ -31,6 +31,26 @@ from seca_tui.ingest import IngestReport
 from seca_tui.process import is_alive, run_processes
 
 __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
+
+
+@contextlib.contextmanager
+def _absent(modules: tuple[str, ...]) -> Iterator[None]:
+    """Imports inside see ``modules`` as not installed (those not loaded already); afterwards they import
+    as usual. ``None`` in ``sys.modules`` makes ``import`` raise ImportError, as for a missing module."""
+    hidden = [name for name in modules if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:  # never a module loaded since
+                del sys.modules[name]
+
+
+# sqlite-utils imports numpy (and pandas) when it can, only to map their scalar types to column types;
+# the run log is given parsed JSON and YAML alone. numpy took a third of `seca-tui runs --json`'s imports.
+with _absent(("numpy", "pandas")):
+    from sqlite_utils import Database
 
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",

@@ -70,6 +70,22 @@ def test_cli_import_and_help_load_no_torch():
     assert "seca-tui" in result.stdout and "export" in result.stdout  # the help itself was printed
 
 
+def test_cli_import_loads_no_numpy_and_numpy_still_imports_after():
+    """sqlite-utils would import numpy (a tenth of a second) to map its types: `import seca_tui.cli` keeps
+    it out; numpy imports as usual afterwards (plots, bench, torch), and sqlite-utils maps its types when
+    numpy was loaded first."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    checks = ["import sys, seca_tui.cli\n"
+              "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+              "import numpy\n"
+              "assert numpy.arange(3).sum() == 3",
+              "import numpy, seca_tui.store, sqlite_utils.db\n"
+              "assert sqlite_utils.db.np is numpy and numpy.float64 in sqlite_utils.db.COLUMN_TYPE_MAPPING"]
+    for check in checks:
+        result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, home):
     result = cli(*command.split(), "--help")
