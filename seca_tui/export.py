@@ -106,7 +106,11 @@ def all_runs(store: Store, include_archived: bool = True) -> tuple[list[str], li
     return list(columns), records
 
 
+PLAIN = {str, int, float}  # written as they are (not bool, an int of another type): most cells, checked quickly
+
+
 def _cell(value: Any) -> Any:
+    """A value as its CSV cell: empty for None; booleans, lists and mappings as JSON; else as it is."""
     if value is None:
         return ""
     if isinstance(value, (bool, list, dict)):
@@ -120,6 +124,6 @@ def write_csv(out: TextIO, columns: list[str], rows: Iterable[dict]) -> int:
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([v if type(v) in PLAIN else _cell(v) for v in map(row.get, columns)])
         count += 1
     return count
