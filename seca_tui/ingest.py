@@ -303,12 +303,18 @@ def flatten(tree: dict, prefix: str) -> dict[str, Any]:
     return flat
 
 
-def config_fields(text: str | None) -> dict[str, str | None]:
-    """The runs columns of a run's config, from its JSON text: ``config`` (the text) and ``config_flat``, the
-    JSON object text of its ``config.a.b`` keys as ``runs --json`` writes them (``export.record_text`` splices
-    it in as it is). Every writer of a config sets both through this, so they always agree."""
-    flat = json.dumps(flatten(json.loads(text), "config.")) if text else None
-    return {"config": text, "config_flat": flat}
+def config_flat(text: str) -> str:
+    """A run's config (its JSON text) flattened: the JSON object text of its ``config.a.b`` keys, as
+    ``runs --json`` writes them (``export.record_text`` splices it in as it is)."""
+    return json.dumps(flatten(json.loads(text), "config."))
+
+
+def set_config(db: Database, run_id: str, text: str | None) -> None:
+    """Write a run's config (its JSON text), then its ``config_flat``: every writer of a config goes through
+    this. Two statements, because writing ``config`` clears ``config_flat`` (schema 6's trigger): a seca-tui
+    from before schema 6 still running writes the config alone, and leaves no stale flat config behind."""
+    db.execute("UPDATE runs SET config = ? WHERE run_id = ?", [text, run_id])
+    db.execute("UPDATE runs SET config_flat = ? WHERE run_id = ?", [config_flat(text) if text else None, run_id])
 
 
 def split_label(tasks: list[list]) -> str:
@@ -334,7 +340,7 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     fields: dict[str, Any] = {"status": _status(db, run_id, "running"), "finished": None, "error": None}
     config = ev.get("config")
     if isinstance(config, dict):
-        fields.update(config_fields(_dumps(config)))
+        set_config(db, run_id, _dumps(config))
         fields["method"] = config.get("method")
         fields["dataset"] = (config.get("data") or {}).get("name")
     tasks = ev.get("tasks")

@@ -56,8 +56,10 @@ with _absent(("numpy", "pandas")):
 RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",
                "bwt", "created", "finished", "error", "slurm_job", "slurm_state"]
 # What `Store.runs(for_records=True)` reads of a run: the RUN_COLUMNS (variant from variant.SWITCHES_SQL),
-# what run_filter matches on, and the config already flattened; not the config itself unless asked.
-RECORD_SQL = ", ".join([c for c in RUN_COLUMNS if c != "variant"] + ["tags", "archived", "config_flat"])
+# what run_filter matches on, and the config already flattened; the config itself only where it has not been
+# flattened (written by a seca-tui from before schema 6; see ingest.set_config).
+RECORD_SQL = ", ".join([c for c in RUN_COLUMNS if c != "variant"] + [
+    "tags", "archived", "config_flat", "CASE WHEN config_flat IS NULL THEN config END AS unflattened"])
 # imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
 STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
 ACTIVE = ("queued", "running")
@@ -157,13 +159,16 @@ def _v5(db: Database) -> None:
 
 
 def _v6(db: Database) -> None:
-    # Each run's config flattened to config.a.b keys, as JSON object text (ingest.config_fields): `runs --json`
+    # Each run's config flattened to config.a.b keys, as JSON object text (ingest.config_flat): `runs --json`
     # splices it into each record and `export --all` parses it in C, where flattening ten thousand configs
-    # in Python took a third of a second.
+    # in Python took a third of a second. Writing a config clears it: only ingest.set_config writes it
+    # again, so a config written by a seca-tui from before this schema is flattened when read instead.
     db.execute("ALTER TABLE runs ADD COLUMN config_flat TEXT")
     configs = db.execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL").fetchall()
     db.conn.executemany("UPDATE runs SET config_flat = ? WHERE run_id = ?",
-                        [(ingest.config_fields(text)["config_flat"], run_id) for run_id, text in configs])
+                        [(ingest.config_flat(text), run_id) for run_id, text in configs])
+    db.execute("CREATE TRIGGER runs_config_written AFTER UPDATE OF config ON runs "
+               "BEGIN UPDATE runs SET config_flat = NULL WHERE run_id = new.run_id; END")
 
 
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
@@ -210,11 +215,15 @@ def _loads(text: str | None, default: Any = None) -> Any:
 
 def _run_dict(row: dict, with_config: bool = False) -> dict:
     """A runs row (a dict of its own, changed in place) as the API gives it: tags as a list, archived
-    as a bool, the config text only as ``config_json`` when asked for, and the ``variant`` (method or
-    ablation) when the row was selected with ``variant.SWITCHES_SQL``."""
+    as a bool, the config text only as ``config_json`` when asked for, the ``variant`` (method or
+    ablation) when the row was selected with ``variant.SWITCHES_SQL``, and ``config_flat``, whatever wrote
+    the config, when it was selected with :data:`RECORD_SQL`."""
     config = row.pop("config", None)
     if with_config:
         row["config_json"] = config
+    unflattened = row.pop("unflattened", None)
+    if unflattened:
+        row["config_flat"] = ingest.config_flat(unflattened)
     row["variant"] = variant.of_row(row)
     row["tags"] = [] if row["tags"] == "[]" else _loads(row["tags"], [])  # most runs have none
     row["archived"] = bool(row["archived"])
@@ -324,7 +333,6 @@ class Store:
             "run_id": run_dir.name,
             "name": _typed(launch.get("name"), str) or _typed(config.get("name"), str) or run_dir.name,
             "preset": _typed(launch.get("preset"), str),
-            **ingest.config_fields(json.dumps(config, default=str) if config else None),
             "method": _typed(config.get("method"), str),
             "dataset": _typed(_section(config, "data").get("name"), str),
             "n_tasks": _typed(_section(config, "scenario").get("n_tasks"), int),
@@ -336,6 +344,7 @@ class Store:
             "run_dir": str(run_dir),
             "created": _typed(launch.get("created"), float) or run_dir.stat().st_mtime,
         })
+        ingest.set_config(db, run_dir.name, json.dumps(config, default=str) if config else None)
 
     def ingest(self, run_dir: str | Path) -> IngestReport:
         """Bring the run log up to date with ``run_dir/events.jsonl``; safe to call any time, anywhere."""

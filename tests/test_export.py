@@ -176,6 +176,11 @@ def odd_store(home) -> Store:
     return store
 
 
+def unflattened(store: Store) -> int:
+    """How many stored configs have no flat config beside them: every writer of schema 6 stores one."""
+    return store.db.execute("SELECT count(*) FROM runs WHERE config IS NOT NULL AND config_flat IS NULL").fetchone()[0]
+
+
 def listed_json(store: Store, **filters) -> str:
     """What `runs --json` printed before the flat config was stored: each run's record built from its
     parsed config (``store.run``), an item a line."""
@@ -192,6 +197,7 @@ def test_runs_json_is_each_run_record_exactly(odd_store):
     assert by_id["replaced"]["config.method"] == "seca" and "config.note" not in by_id["replaced"]
     assert not any(k.startswith("config.") for k in by_id["empty"]) and "none" not in by_id
     assert ok("runs", "--json", "--archived") == listed_json(odd_store, include_archived=True)
+    assert unflattened(odd_store) == 0
 
 
 def listed(run_id: str, *args: str) -> dict:
@@ -203,7 +209,7 @@ def test_a_config_that_arrives_later_is_listed(odd_store):
     assert not any(k.startswith("config.") for k in listed("later"))
     later_config(odd_store.runs_dir, "later", ODD)
     assert ok("runs", "--json") == listed_json(odd_store)
-    assert listed("later")["config.train.lr"] == 1e-3
+    assert listed("later")["config.train.lr"] == 1e-3 and unflattened(odd_store) == 0
 
 
 @pytest.mark.parametrize("args, keep", [

@@ -214,6 +214,23 @@ def test_schema_6_flattens_the_configs_of_a_schema_5_store(home):
     assert json.loads(export.record_text(listed[0]))["config.train.sum"] == 0.1 + 0.2
 
 
+def test_configs_written_by_a_seca_tui_from_before_schema_6_are_listed_as_they_are_now(store):
+    """One still running after an upgrade writes configs without config_flat (its ingest replaces one, its
+    register inserts one): the records follow the configs it wrote, never a flat config from before."""
+    write_run(store.runs_dir, "r1", run_events(MATRIX, COUNTS))
+    store.ingest_all()
+    changed = json.dumps({"method": "seca", "train": {"lr": 0.5, "milestones": [3]}})
+    old = sqlite3.connect(store.path, isolation_level=None)  # its own connection, as another process has
+    old.execute("UPDATE runs SET status = 'running', config = ? WHERE run_id = 'r1'", [changed])
+    old.execute("INSERT INTO runs (run_id, status, created, config) VALUES ('r2', 'queued', 1.0, ?)", [changed])
+    old.close()
+    listed = store.runs(for_records=True)
+    assert [export.record_text(r) for r in listed] == [json.dumps(export.run_record(store.run(r["run_id"])))
+                                                       for r in listed]
+    assert [json.loads(export.record_text(r))["config.train.lr"] for r in listed] == [0.5, 0.5]
+    assert [r["config.train.lr"] for r in export.run_records(listed)] == [0.5, 0.5]
+
+
 def test_journal_mode_follows_the_filesystem(home, monkeypatch):
     monkeypatch.delenv("SECA_TUI_JOURNAL", raising=False)
     store = Store.open(home)
