@@ -15,11 +15,12 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any, Callable
 
 from seca_tui import metrics
+
+if TYPE_CHECKING:  # sqlite-utils is imported by the store alone, without numpy (see store.py)
+    from sqlite_utils import Database
 
 SCHEMA_VERSION = 1  # the newest events.jsonl schema this module understands
 TERMINAL = {"run_finished": "finished", "run_failed": "failed", "run_stopped": "stopped"}
@@ -291,6 +292,31 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def flatten(tree: dict, prefix: str) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{prefix + "a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_flat(text: str) -> str:
+    """A run's config (its JSON text) flattened: the JSON object text of its ``config.a.b`` keys, as
+    ``runs --json`` writes them (``export.record_text`` splices it in as it is)."""
+    return json.dumps(flatten(json.loads(text), "config."))
+
+
+def set_config(db: Database, run_id: str, text: str | None) -> None:
+    """Write a run's config (its JSON text), then its ``config_flat``: every writer of a config goes through
+    this. Two statements, because writing ``config`` clears ``config_flat`` (schema 6's trigger): a seca-tui
+    from before schema 6 still running writes the config alone, and leaves no stale flat config behind."""
+    db.execute("UPDATE runs SET config = ? WHERE run_id = ?", [text, run_id])
+    db.execute("UPDATE runs SET config_flat = ? WHERE run_id = ?", [config_flat(text) if text else None, run_id])
+
+
 def split_label(tasks: list[list]) -> str:
     """``"10x10"`` for equal tasks, ``"50+5x10"`` for a larger first task, else the sizes joined by ``/``."""
     sizes = [len(t) for t in tasks]
@@ -314,7 +340,7 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     fields: dict[str, Any] = {"status": _status(db, run_id, "running"), "finished": None, "error": None}
     config = ev.get("config")
     if isinstance(config, dict):
-        fields["config"] = _dumps(config)
+        set_config(db, run_id, _dumps(config))
         fields["method"] = config.get("method")
         fields["dataset"] = (config.get("data") or {}).get("name")
     tasks = ev.get("tasks")

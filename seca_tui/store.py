@@ -16,13 +16,13 @@ import contextlib
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
-from sqlite_utils import Database
 
 from engine import paths
 from engine.config import ConfigError
@@ -32,9 +32,34 @@ from seca_tui.process import is_alive, run_processes
 
 __all__ = ["Store", "IngestReport", "UnknownRun", "RUN_COLUMNS", "STATUSES"]
 
+
+@contextlib.contextmanager
+def _absent(modules: tuple[str, ...]) -> Iterator[None]:
+    """Imports inside see ``modules`` as not installed (those not loaded already); afterwards they import
+    as usual. ``None`` in ``sys.modules`` makes ``import`` raise ImportError, as for a missing module."""
+    hidden = [name for name in modules if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:  # never a module loaded since
+                del sys.modules[name]
+
+
+# sqlite-utils imports numpy (and pandas) when it can, only to map their scalar types to column types;
+# the run log is given parsed JSON and YAML alone. numpy took a third of `seca-tui runs --json`'s imports.
+with _absent(("numpy", "pandas")):
+    from sqlite_utils import Database
+
 # The columns of `export --all` and the keys of `runs --json` (before the flattened config).
 RUN_COLUMNS = ["run_id", "name", "status", "method", "variant", "dataset", "n_tasks", "last", "avg", "forgetting",
                "bwt", "created", "finished", "error", "slurm_job", "slurm_state"]
+# What `Store.runs(for_records=True)` reads of a run: the RUN_COLUMNS (variant from variant.SWITCHES_SQL),
+# what run_filter matches on, and the config already flattened; the config itself only where it has not been
+# flattened (written by a seca-tui from before schema 6; see ingest.set_config).
+RECORD_SQL = ", ".join([c for c in RUN_COLUMNS if c != "variant"] + [
+    "tags", "archived", "config_flat", "CASE WHEN config_flat IS NULL THEN config END AS unflattened"])
 # imported: a published log read by `seca-tui import` (seca_tui/importers.py), never run here
 STATUSES = ("queued", "running", "finished", "failed", "stopped", "lost", "cancelled", "imported")
 ACTIVE = ("queued", "running")
@@ -133,8 +158,21 @@ def _v5(db: Database) -> None:
     db.execute("CREATE INDEX runs_by_created ON runs (created, run_id)")
 
 
+def _v6(db: Database) -> None:
+    # Each run's config flattened to config.a.b keys, as JSON object text (ingest.config_flat): `runs --json`
+    # splices it into each record and `export --all` parses it in C, where flattening ten thousand configs
+    # in Python took a third of a second. Writing a config clears it: only ingest.set_config writes it
+    # again, so a config written by a seca-tui from before this schema is flattened when read instead.
+    db.execute("ALTER TABLE runs ADD COLUMN config_flat TEXT")
+    configs = db.execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL").fetchall()
+    db.conn.executemany("UPDATE runs SET config_flat = ? WHERE run_id = ?",
+                        [(ingest.config_flat(text), run_id) for run_id, text in configs])
+    db.execute("CREATE TRIGGER runs_config_written AFTER UPDATE OF config ON runs "
+               "BEGIN UPDATE runs SET config_flat = NULL WHERE run_id = new.run_id; END")
+
+
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 # ----------------------------------------------------------------------------------------- journal
@@ -177,11 +215,15 @@ def _loads(text: str | None, default: Any = None) -> Any:
 
 def _run_dict(row: dict, with_config: bool = False) -> dict:
     """A runs row (a dict of its own, changed in place) as the API gives it: tags as a list, archived
-    as a bool, the config text only as ``config_json`` when asked for, and the ``variant`` (method or
-    ablation) when the row was selected with ``variant.SWITCHES_SQL``."""
-    config = row.pop("config")
+    as a bool, the config text only as ``config_json`` when asked for, the ``variant`` (method or
+    ablation) when the row was selected with ``variant.SWITCHES_SQL``, and ``config_flat``, whatever wrote
+    the config, when it was selected with :data:`RECORD_SQL`."""
+    config = row.pop("config", None)
     if with_config:
         row["config_json"] = config
+    unflattened = row.pop("unflattened", None)
+    if unflattened:
+        row["config_flat"] = ingest.config_flat(unflattened)
     row["variant"] = variant.of_row(row)
     row["tags"] = [] if row["tags"] == "[]" else _loads(row["tags"], [])  # most runs have none
     row["archived"] = bool(row["archived"])
@@ -197,6 +239,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._migrate()
+        # What runs() lists of a run: every column but config_flat, 2 KB a run that only records read
+        # (for_records) and that the browser would otherwise hold for each of ten thousand runs.
+        self._row_sql = ", ".join(c for c in self.db["runs"].columns_dict if c != "config_flat")
 
     @classmethod
     def open(cls, home: Path | None = None) -> "Store":
@@ -288,7 +333,6 @@ class Store:
             "run_id": run_dir.name,
             "name": _typed(launch.get("name"), str) or _typed(config.get("name"), str) or run_dir.name,
             "preset": _typed(launch.get("preset"), str),
-            "config": json.dumps(config, default=str) if config else None,
             "method": _typed(config.get("method"), str),
             "dataset": _typed(_section(config, "data").get("name"), str),
             "n_tasks": _typed(_section(config, "scenario").get("n_tasks"), int),
@@ -300,6 +344,7 @@ class Store:
             "run_dir": str(run_dir),
             "created": _typed(launch.get("created"), float) or run_dir.stat().st_mtime,
         })
+        ingest.set_config(db, run_dir.name, json.dumps(config, default=str) if config else None)
 
     def ingest(self, run_dir: str | Path) -> IngestReport:
         """Bring the run log up to date with ``run_dir/events.jsonl``; safe to call any time, anywhere."""
@@ -410,11 +455,12 @@ class Store:
 
     # --------------------------------------------------------------------- reads
 
-    def runs(self, status: str | None = None, include_archived: bool = False,
-             search: str | None = None, with_config: bool = False, limit: int | None = None) -> list[dict]:
+    def runs(self, status: str | None = None, include_archived: bool = False, search: str | None = None,
+             with_config: bool = False, limit: int | None = None, for_records: bool = False) -> list[dict]:
         """Runs, newest first (the newest ``limit`` of them); ``search`` is a case-insensitive substring of
         id, name, tags, notes, method or dataset. ``with_config``: each run has its config's JSON text as
-        ``config_json``, unparsed (``run_filter.flat_config`` parses each text once)."""
+        ``config_json``, unparsed (``run_filter.flat_config`` parses each text once). ``for_records``: only
+        what ``export.run_records`` and ``export.record_text`` read (:data:`RECORD_SQL`), quicker to list."""
         where, args = [], []
         if status:
             where.append("status = ?")
@@ -425,7 +471,8 @@ class Store:
             where.append("(" + " OR ".join(f"{c} LIKE ?" for c in
                                             ("run_id", "name", "tags", "notes", "method", "dataset")) + ")")
             args += [f"%{search}%"] * 6
-        sql = f"SELECT *, {variant.SWITCHES_SQL} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        columns = (RECORD_SQL + (", config" if with_config else "")) if for_records else self._row_sql
+        sql = f"SELECT {columns}, {variant.SWITCHES_SQL} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         cursor = self.db.execute(sql + " ORDER BY created DESC, run_id DESC" + (" LIMIT ?" if limit else ""),
                                  args + ([limit] if limit else []))
         names = [column[0] for column in cursor.description]

@@ -10,13 +10,13 @@ from functools import lru_cache
 
 # The config keys by which the variants differ beyond ``method``, as the run log's SQL reads them.
 SWITCHES = ("kd", "classifier", "replay")
-SWITCHES_SQL = ", ".join(f"json_extract(config, '$.seca.{s}') AS _seca_{s}" for s in SWITCHES)
+SWITCH_COLUMNS = tuple(f"_seca_{s}" for s in SWITCHES)  # named once: of_row reads them for every run listed
+SWITCHES_SQL = ", ".join(f"json_extract(config, '$.seca.{s}') AS {c}" for s, c in zip(SWITCHES, SWITCH_COLUMNS))
 
 
 def of_row(row: dict) -> str | None:
     """The variant name of a runs row selected with :data:`SWITCHES_SQL` (those columns are removed)."""
-    switches = tuple(row.pop(f"_seca_{s}", None) for s in SWITCHES)
-    return name(row.get("method"), *switches)
+    return name(row.get("method"), *[row.pop(c, None) for c in SWITCH_COLUMNS])
 
 
 @lru_cache(maxsize=256)

@@ -70,6 +70,22 @@ def test_cli_import_and_help_load_no_torch():
     assert "seca-tui" in result.stdout and "export" in result.stdout  # the help itself was printed
 
 
+def test_cli_import_loads_no_numpy_and_numpy_still_imports_after():
+    """sqlite-utils would import numpy (a tenth of a second) to map its types: `import seca_tui.cli` keeps
+    it out; numpy imports as usual afterwards (plots, bench, torch), and sqlite-utils maps its types when
+    numpy was loaded first."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    checks = ["import sys, seca_tui.cli\n"
+              "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+              "import numpy\n"
+              "assert numpy.arange(3).sum() == 3",
+              "import numpy, seca_tui.store, sqlite_utils.db\n"
+              "assert sqlite_utils.db.np is numpy and numpy.float64 in sqlite_utils.db.COLUMN_TYPE_MAPPING"]
+    for check in checks:
+        result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, home):
     result = cli(*command.split(), "--help")
@@ -187,8 +203,9 @@ def test_damaged_lines_are_warned_about_not_fatal(hand_runs):
     assert result.exit_code == 0 and "line(s) " in result.stderr and "were skipped" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["runs"], ["runs", "--json"]])
 @pytest.mark.parametrize("output", ["pipe", "terminal"])
-def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, output):
+def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, output, args):
     """`seca-tui runs | head -0` (the reader has gone: EPIPE) or a terminal hung up under it (EIO):
     one sentence on stderr, exit 1, no traceback and no 'Exception ignored' from Python's exit flush."""
     if output == "pipe":
@@ -197,7 +214,7 @@ def test_a_closed_output_ends_the_command_with_one_sentence(hand_runs, home, out
         read, write = pty.openpty()
     os.close(read)
     try:
-        done = subprocess.run([sys.executable, "-m", "seca_tui", "runs"], stdout=write, stderr=subprocess.PIPE,
+        done = subprocess.run([sys.executable, "-m", "seca_tui", *args], stdout=write, stderr=subprocess.PIPE,
                               env=engine_env(home), cwd=REPO, text=True, timeout=120, stdin=subprocess.DEVNULL)
     finally:
         os.close(write)

@@ -1,17 +1,23 @@
 """CSV export: exact columns, values equal to the store's rows, metrics equal to ones recomputed
-straight from events.jsonl, floats that read back bit for bit."""
+straight from events.jsonl, floats that read back bit for bit; `runs --json` and `export --all`, built
+from each run's stored flat config, equal to the records built from the config itself."""
 from __future__ import annotations
 
 import csv
+import datetime
+import io
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from seca_tui import export as export_module
 from seca_tui.cli import app
-from seca_tui.export import COLUMNS
+from seca_tui.export import COLUMNS, run_record
 from seca_tui.store import RUN_COLUMNS, Store
+from tests.commands import ok
 from tests.runlog import CONFIG, run_events, write_run
 
 # Accuracies that print long (1/3, 0.1 + 0.2): a rounded write would not read back equal.
@@ -127,3 +133,108 @@ def test_export_to_a_file_and_its_mistakes(store, tmp_path):
         assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["export", "a", "--csv", str(tmp_path / "no" / "such" / "dir.csv")])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------- runs --json, export --all
+
+# What a config holds that its flat form must keep as it is: nesting, lists, booleans, null, floats that
+# print long or in exponent form, an empty section, text that JSON escapes, an int past 64 bits.
+ODD = {"name": "odd", "method": "hpeft", "data": {"name": "shapes-r", "root": ""},
+       "train": {"lr": 1e-3, "milestones": [2, 5], "deterministic": True, "sum": 0.1 + 0.2, "gamma": None,
+                 "big": 2**70},
+       "seca": {"kd": "mean", "deep": {"er": {"est": [1.5, "x", False, None]}}, "empty": {}},
+       "note": 'naïve "quoted" \\ ✓'}
+# What only a hand-written config.yaml holds: keys that are not text, a date (stored as its text).
+YAML_ONLY = {2: "an int key", True: "a bool key", "when": datetime.date(2026, 11, 28)}
+
+
+def later_config(runs_dir: Path, run_id: str, config: dict) -> None:
+    """The run_started event of a run whose dir had no config: its config arrives with the event."""
+    write_run(runs_dir, run_id, [("run_started", {"config": config, "tasks": [[0, 1], [2, 3]]})])
+
+
+@pytest.fixture
+def odd_store(home) -> Store:
+    """Runs whose configs come from every writer: config.yaml (then replaced by run_started's), events
+    alone, an empty config, none at all (archived), and one whose config comes later."""
+    store = Store.open(home)
+    yaml_dir = store.runs_dir / "yaml"
+    yaml_dir.mkdir(parents=True)
+    (yaml_dir / "config.yaml").write_text(yaml.safe_dump({**ODD, **YAML_ONLY}))
+    (yaml_dir / "launch.json").write_text(json.dumps({"name": "from yaml", "tags": ["x"], "created": 1.0}))
+    replaced = write_run(store.runs_dir, "replaced", run_events([[50.0]], [3], config=CONFIG))
+    (replaced / "config.yaml").write_text(yaml.safe_dump(ODD))  # read first; run_started's config wins
+    store.register(replaced)
+    write_run(store.runs_dir, "events", run_events([[100 / 3], [0.1 + 0.2, 2 / 7]], [7, 11], config=ODD))
+    write_run(store.runs_dir, "empty", run_events([[90.0]], [5], config={}))
+    write_run(store.runs_dir, "nested-empty", run_events([[90.0]], [5], config={"seca": {}}))
+    for run_id in ("none", "later"):
+        (store.runs_dir / run_id).mkdir()
+        (store.runs_dir / run_id / "launch.json").write_text(json.dumps({"name": run_id, "tags": ["x"]}))
+    store.ingest_all()
+    store.set_archived("none", True)
+    return store
+
+
+def unflattened(store: Store) -> int:
+    """How many stored configs have no flat config beside them: every writer of schema 6 stores one."""
+    return store.db.execute("SELECT count(*) FROM runs WHERE config IS NOT NULL AND config_flat IS NULL").fetchone()[0]
+
+
+def listed_json(store: Store, **filters) -> str:
+    """What `runs --json` printed before the flat config was stored: each run's record built from its
+    parsed config (``store.run``), an item a line."""
+    records = [json.dumps(run_record(store.run(r["run_id"]))) for r in store.runs(**filters)]
+    return "[" + ",\n ".join(records) + "]\n"
+
+
+def test_runs_json_is_each_run_record_exactly(odd_store):
+    printed = ok("runs", "--json")
+    assert printed == listed_json(odd_store)
+    by_id = {r["run_id"]: r for r in json.loads(printed)}
+    assert by_id["events"]["config.train.sum"] == 0.1 + 0.2 and by_id["events"]["config.seca.deep.er.est"] == [1.5, "x", False, None]
+    assert by_id["yaml"]["config.2"] == "an int key" and by_id["yaml"]["config.true"] == "a bool key" and by_id["yaml"]["config.when"] == "2026-11-28"
+    assert by_id["replaced"]["config.method"] == "seca" and "config.note" not in by_id["replaced"]
+    assert not any(k.startswith("config.") for k in by_id["empty"]) and "none" not in by_id
+    assert ok("runs", "--json", "--archived") == listed_json(odd_store, include_archived=True)
+    assert unflattened(odd_store) == 0
+
+
+def listed(run_id: str, *args: str) -> dict:
+    """The record of one run that `runs --json ARGS` prints."""
+    return next(r for r in json.loads(ok("runs", "--json", *args)) if r["run_id"] == run_id)
+
+
+def test_a_config_that_arrives_later_is_listed(odd_store):
+    assert not any(k.startswith("config.") for k in listed("later"))
+    later_config(odd_store.runs_dir, "later", ODD)
+    assert ok("runs", "--json") == listed_json(odd_store)
+    assert listed("later")["config.train.lr"] == 1e-3 and unflattened(odd_store) == 0
+
+
+@pytest.mark.parametrize("args, keep", [
+    (["--where", "train.lr=1e-3"], lambda run: run["config"].get("train", {}).get("lr") == 1e-3),
+    (["--where", "seca.deep.er.est=[1.5,x,False,None]"], lambda run: run["config"].get("seca", {}).get("deep")),
+    (["--tag", "x"], lambda run: "x" in run["tags"]),
+    (["--method", "hpeft"], lambda run: "hpeft" in (run["method"], run["variant"])),
+    (["--status", "finished"], lambda run: run["status"] == "finished"),
+])
+def test_runs_json_filters_keep_the_same_runs(odd_store, args, keep):
+    later_config(odd_store.runs_dir, "later", ODD)
+    odd_store.ingest_all()
+    runs = [odd_store.run(r["run_id"]) for r in odd_store.runs(status="finished" if "--status" in args else None)]
+    expected = [json.dumps(run_record(run)) for run in runs if keep(run)]
+    assert 0 < len(expected) < len(odd_store.runs())  # the filter tells runs apart
+    assert ok("runs", "--json", *args) == "[" + ",\n ".join(expected) + "]\n"
+
+
+def test_export_all_is_each_run_record(odd_store):
+    later_config(odd_store.runs_dir, "later", ODD)
+    odd_store.ingest_all()
+    records = [run_record(odd_store.run(r["run_id"])) for r in odd_store.runs(include_archived=True)]
+    columns = list(dict.fromkeys([*RUN_COLUMNS, *(k for record in records for k in record)]))
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(
+        [columns, *([export_module._cell(record.get(c)) for c in columns] for record in records)])
+    assert ok("export", "--all", "--csv", "-") == expected.getvalue()
+    assert "none" in expected.getvalue() and "0.30000000000000004" in expected.getvalue()  # archived runs too

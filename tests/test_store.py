@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from engine import metrics as engine_metrics
 from engine.config import ConfigError
-from seca_tui import metrics
+from seca_tui import export, metrics
 from seca_tui.process import HOST
 from seca_tui.store import MIGRATIONS, Store, UnknownRun, journal_mode
 from tests.runlog import line, run_events, write_run
@@ -190,6 +190,45 @@ def test_an_older_database_is_migrated(home):
     store = Store.open(home)
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert store.run("old")["status"] == "running" and store.run("old")["stop_requested"] is None
+
+
+def test_schema_6_flattens_the_configs_of_a_schema_5_store(home):
+    """Runs logged before config_flat existed get it on opening: their records, spliced from it, are those
+    built from each config; a run without a config has none."""
+    home.mkdir()
+    db = Database(sqlite3.connect(home / "runs.db", isolation_level=None))
+    for migration in MIGRATIONS[:5]:
+        migration(db)
+    db.execute("PRAGMA user_version = 5")
+    config = {"method": "seca", "train": {"lr": 1e-3, "milestones": [2, 5], "sum": 0.1 + 0.2},
+              "seca": {"kd": "mean", "on": True, "off": None}, "note": "naïve ✓"}
+    db["runs"].insert_all([{"run_id": "with", "status": "finished", "created": 2.0, "config": json.dumps(config)},
+                           {"run_id": "without", "status": "queued", "created": 1.0}])
+    db.close()
+    store = Store.open(home)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    listed = store.runs(for_records=True)
+    assert [export.record_text(r) for r in listed] == [json.dumps(export.run_record(store.run(r))) for r in ("with", "without")]
+    assert listed[0]["config_flat"] is not None and listed[1]["config_flat"] is None
+    assert "config_flat" not in store.runs()[0]  # 2 KB a run that only records read
+    assert json.loads(export.record_text(listed[0]))["config.train.sum"] == 0.1 + 0.2
+
+
+def test_configs_written_by_a_seca_tui_from_before_schema_6_are_listed_as_they_are_now(store):
+    """One still running after an upgrade writes configs without config_flat (its ingest replaces one, its
+    register inserts one): the records follow the configs it wrote, never a flat config from before."""
+    write_run(store.runs_dir, "r1", run_events(MATRIX, COUNTS))
+    store.ingest_all()
+    changed = json.dumps({"method": "seca", "train": {"lr": 0.5, "milestones": [3]}})
+    old = sqlite3.connect(store.path, isolation_level=None)  # its own connection, as another process has
+    old.execute("UPDATE runs SET status = 'running', config = ? WHERE run_id = 'r1'", [changed])
+    old.execute("INSERT INTO runs (run_id, status, created, config) VALUES ('r2', 'queued', 1.0, ?)", [changed])
+    old.close()
+    listed = store.runs(for_records=True)
+    assert [export.record_text(r) for r in listed] == [json.dumps(export.run_record(store.run(r["run_id"])))
+                                                       for r in listed]
+    assert [json.loads(export.record_text(r))["config.train.lr"] for r in listed] == [0.5, 0.5]
+    assert [r["config.train.lr"] for r in export.run_records(listed)] == [0.5, 0.5]
 
 
 def test_journal_mode_follows_the_filesystem(home, monkeypatch):
