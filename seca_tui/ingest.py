@@ -309,10 +309,25 @@ def config_flat(text: str) -> str:
     return json.dumps(flatten(json.loads(text), "config."))
 
 
-def set_config(db: Database, run_id: str, text: str | None) -> None:
-    """Write a run's config (its JSON text), then its ``config_flat``: every writer of a config goes through
-    this. Two statements, because writing ``config`` clears ``config_flat`` (schema 6's trigger): a seca-tui
-    from before schema 6 still running writes the config alone, and leaves no stale flat config behind."""
+def finite(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as its text (``"inf"``, ``"nan"``): SQLite's JSON
+    functions refuse JSON's Infinity and NaN, so one hand-edited ``config.yaml`` with ``.inf`` made every
+    listing of the run log fail."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def set_config(db: Database, run_id: str, config: dict | None) -> None:
+    """Write a run's config (as JSON text; dates and such as their text), then its ``config_flat``: every
+    writer of a config goes through this. Two statements, because writing ``config`` clears ``config_flat``
+    (schema 6's trigger): a seca-tui from before schema 6 still running writes the config alone, and leaves
+    no stale flat config behind."""
+    text = json.dumps(finite(config), separators=(",", ":"), default=str) if config else None
     db.execute("UPDATE runs SET config = ? WHERE run_id = ?", [text, run_id])
     db.execute("UPDATE runs SET config_flat = ? WHERE run_id = ?", [config_flat(text) if text else None, run_id])
 
@@ -340,7 +355,7 @@ def _run_started(db: Database, run_id: str, ev: dict) -> None:
     fields: dict[str, Any] = {"status": _status(db, run_id, "running"), "finished": None, "error": None}
     config = ev.get("config")
     if isinstance(config, dict):
-        set_config(db, run_id, _dumps(config))
+        set_config(db, run_id, config)
         fields["method"] = config.get("method")
         fields["dataset"] = (config.get("data") or {}).get("name")
     tasks = ev.get("tasks")

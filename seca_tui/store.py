@@ -164,9 +164,8 @@ def _v6(db: Database) -> None:
     # in Python took a third of a second. Writing a config clears it: only ingest.set_config writes it
     # again, so a config written by a seca-tui from before this schema is flattened when read instead.
     db.execute("ALTER TABLE runs ADD COLUMN config_flat TEXT")
-    configs = db.execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL").fetchall()
-    db.conn.executemany("UPDATE runs SET config_flat = ? WHERE run_id = ?",
-                        [(ingest.config_flat(text), run_id) for run_id, text in configs])
+    for run_id, text in db.execute("SELECT run_id, config FROM runs WHERE config IS NOT NULL").fetchall():
+        ingest.set_config(db, run_id, json.loads(text))  # also rewrites Infinity and NaN, which SQLite cannot read
     db.execute("CREATE TRIGGER runs_config_written AFTER UPDATE OF config ON runs "
                "BEGIN UPDATE runs SET config_flat = NULL WHERE run_id = new.run_id; END")
 
@@ -344,7 +343,7 @@ class Store:
             "run_dir": str(run_dir),
             "created": _typed(launch.get("created"), float) or run_dir.stat().st_mtime,
         })
-        ingest.set_config(db, run_dir.name, json.dumps(config, default=str) if config else None)
+        ingest.set_config(db, run_dir.name, config)
 
     def ingest(self, run_dir: str | Path) -> IngestReport:
         """Bring the run log up to date with ``run_dir/events.jsonl``; safe to call any time, anywhere."""

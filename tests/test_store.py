@@ -203,15 +203,34 @@ def test_schema_6_flattens_the_configs_of_a_schema_5_store(home):
     config = {"method": "seca", "train": {"lr": 1e-3, "milestones": [2, 5], "sum": 0.1 + 0.2},
               "seca": {"kd": "mean", "on": True, "off": None}, "note": "naïve ✓"}
     db["runs"].insert_all([{"run_id": "with", "status": "finished", "created": 2.0, "config": json.dumps(config)},
-                           {"run_id": "without", "status": "queued", "created": 1.0}])
+                           {"run_id": "without", "status": "queued", "created": 1.0},
+                           # as an older seca-tui stored a hand-edited `lr: .inf`: JSON that SQLite cannot read
+                           {"run_id": "infinite", "status": "failed", "created": 0.0,
+                            "config": json.dumps({"method": "seca", "train": {"lr": float("inf")}})}])
     db.close()
     store = Store.open(home)
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     listed = store.runs(for_records=True)
-    assert [export.record_text(r) for r in listed] == [json.dumps(export.run_record(store.run(r))) for r in ("with", "without")]
+    assert [export.record_text(r) for r in listed] == [json.dumps(export.run_record(store.run(r)))
+                                                       for r in ("with", "without", "infinite")]
     assert listed[0]["config_flat"] is not None and listed[1]["config_flat"] is None
+    assert json.loads(export.record_text(listed[2]))["config.train.lr"] == "inf"
     assert "config_flat" not in store.runs()[0]  # 2 KB a run that only records read
     assert json.loads(export.record_text(listed[0]))["config.train.sum"] == 0.1 + 0.2
+
+
+def test_an_infinite_value_in_a_config_yaml_lists_as_its_text(store):
+    """SQLite's JSON functions refuse Infinity and NaN: a hand-edited config.yaml with `.inf` once made
+    every listing of the run log fail ("malformed JSON"). It is kept as its text."""
+    for run_id, lr in (("r1", ".inf"), ("r2", "0.1")):  # r2: the same but finite
+        run_dir = write_run(store.runs_dir, run_id, [])
+        (run_dir / "config.yaml").write_text(f"method: seca\nseca: {{kd: none}}\ntrain: {{lr: {lr}, wd: [.nan, 1.0]}}\n")
+    store.ingest_all()
+    infinite, finite = sorted(store.runs(with_config=True), key=lambda r: r["run_id"])
+    assert infinite["variant"] == finite["variant"] == "seca*"  # the switches are still read from the config
+    assert json.loads(infinite["config_json"])["train"] == {"lr": "inf", "wd": ["nan", 1.0]}
+    listed = {r["run_id"]: json.loads(export.record_text(r)) for r in store.runs(for_records=True)}
+    assert (listed["r1"]["config.train.lr"], listed["r2"]["config.train.lr"]) == ("inf", 0.1)
 
 
 def test_configs_written_by_a_seca_tui_from_before_schema_6_are_listed_as_they_are_now(store):
