@@ -1,4 +1,4 @@
 """``python -m seca_tui``: the same as the ``seca-tui`` command."""
-from seca_tui.cli import main
+from seca_tui.entry import main
 
 main()

@@ -42,7 +42,7 @@ OverrideOpt = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a 
 
 
 def main() -> None:
-    """The console script."""
+    """The CLI: ``seca-tui`` with arguments (seca_tui/entry.py)."""
     app(prog_name="seca-tui")
 
 
@@ -108,13 +108,9 @@ def _root(
         # Through the environment so engine processes we start (data roots) and the TUI agree on it.
         os.environ["SECA_TUI_HOME"] = str(home.expanduser().resolve())
     if ctx.invoked_subcommand is None:
-        try:
-            from seca_tui.app import SecaApp
-        except ModuleNotFoundError as e:
-            if e.name != "seca_tui.app":
-                raise
-            _die("The TUI is not built yet; the commands in `seca-tui --help` work meanwhile.")
-        SecaApp().run()
+        from seca_tui.entry import tui
+
+        tui()
 
 
 def _store() -> Store:

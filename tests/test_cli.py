@@ -70,6 +70,28 @@ def test_cli_import_and_help_load_no_torch():
     assert "seca-tui" in result.stdout and "export" in result.stdout  # the help itself was printed
 
 
+def test_bare_seca_tui_starts_the_tui_without_the_cli(tmp_path):
+    """`seca-tui` alone starts the TUI without importing the CLI (Typer and every command: a fifth of a
+    second of each start); `seca-tui --home H` goes through the CLI to the same TUI, on that home. The
+    app's run() is replaced: no terminal here (tests/test_terminal.py starts the real one)."""
+    start = ("import os, sys\n"
+             "import seca_tui.app\n"
+             "started = []\n"
+             "seca_tui.app.SecaApp.run = lambda self: started.append(os.environ.get('SECA_TUI_HOME'))\n"
+             "from seca_tui.entry import main\n"
+             "sys.argv = ['seca-tui', *sys.argv[1:]]\n"
+             "try:\n"
+             "    main()\n"
+             "except SystemExit as e:  # Typer's, once the command is done\n"
+             "    assert e.code in (0, None), e.code\n"
+             "print(started, 'seca_tui.cli' in sys.modules, 'typer' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "SECA_TUI_HOME"} | {"PYTHONPATH": str(REPO)}
+    for args, printed in (([], "[None] False False"), (["--home", str(tmp_path)], f"[{str(tmp_path)!r}] True True")):
+        result = subprocess.run([sys.executable, "-c", start, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == printed
+
+
 def test_cli_import_loads_no_numpy_and_numpy_still_imports_after():
     """sqlite-utils would import numpy (a tenth of a second) to map its types: `import seca_tui.cli` keeps
     it out; numpy imports as usual afterwards (plots, bench, torch), and sqlite-utils maps its types when
