@@ -15,13 +15,11 @@ class StoreFailed(Message):
 
 @dataclass
 class RunsLoaded(Message):
-    """The runs matching the browser's filter, newest first; the config keys whose values differ among
-    them (None: not worked out this time); why the filter keeps no run, when it names a config key wrongly;
-    whether these are only the newest runs (the first paint's), the rest still to come."""
+    """The runs of the browser's status and archived choice, newest first (its filter field's text is
+    applied on the UI thread); whether these are only the newest runs (the first paint's), the rest still
+    to come."""
 
     runs: list[dict]
-    differing: list[str] | None = None
-    problem: str | None = None
     partial: bool = False
 
 

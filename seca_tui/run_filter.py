@@ -30,6 +30,19 @@ def split_query(text: str) -> tuple[str, list[str]]:
     return " ".join(w for w in words if "=" not in w), [w for w in words if "=" in w]
 
 
+SEARCHED = ("run_id", "name", "notes", "method", "variant", "dataset")  # and every tag
+
+
+def search(runs: list[dict], text: str) -> list[dict]:
+    """The runs with ``text`` in their id, name, tags, notes, method, variant or dataset, ignoring case."""
+    needle = text.casefold()
+    if not needle:
+        return runs
+    # one line per field: a needle (typed on one line) never matches across two of them
+    return [run for run in runs if needle in "\n".join(
+        [*(str(run.get(key) or "") for key in SEARCHED), *(run.get("tags") or [])]).casefold()]
+
+
 def resolve_key(keys: Iterable[str], key: str) -> str:
     """The config key ``key`` names: itself, or the one key that ends with ``.key``."""
     keys = set(keys)

@@ -454,10 +454,9 @@ class Store:
 
     # --------------------------------------------------------------------- reads
 
-    def runs(self, status: str | None = None, include_archived: bool = False, search: str | None = None,
-             with_config: bool = False, limit: int | None = None, for_records: bool = False) -> list[dict]:
-        """Runs, newest first (the newest ``limit`` of them); ``search`` is a case-insensitive substring of
-        id, name, tags, notes, method or dataset. ``with_config``: each run has its config's JSON text as
+    def runs(self, status: str | None = None, include_archived: bool = False, with_config: bool = False,
+             limit: int | None = None, for_records: bool = False) -> list[dict]:
+        """Runs, newest first (the newest ``limit`` of them). ``with_config``: each run has its config's JSON text as
         ``config_json``, unparsed (``run_filter.flat_config`` parses each text once). ``for_records``: only
         what ``export.run_records`` and ``export.record_text`` read (:data:`RECORD_SQL`), quicker to list."""
         where, args = [], []
@@ -466,10 +465,6 @@ class Store:
             args.append(status)
         if not include_archived:
             where.append("archived = 0")
-        if search:
-            where.append("(" + " OR ".join(f"{c} LIKE ?" for c in
-                                            ("run_id", "name", "tags", "notes", "method", "dataset")) + ")")
-            args += [f"%{search}%"] * 6
         columns = (RECORD_SQL + (", config" if with_config else "")) if for_records else self._row_sql
         sql = f"SELECT {columns}, {variant.SWITCHES_SQL} FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         cursor = self.db.execute(sql + " ORDER BY created DESC, run_id DESC" + (" LIMIT ?" if limit else ""),

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from engine import metrics as engine_metrics
 from engine.config import ConfigError
-from seca_tui import export, metrics
+from seca_tui import export, metrics, run_filter
 from seca_tui.process import HOST
 from seca_tui.store import MIGRATIONS, Store, UnknownRun, journal_mode
 from tests.runlog import line, run_events, write_run
@@ -292,8 +292,9 @@ def test_tags_notes_archive_and_search(store):
     store.set_archived("r2", True)
     assert store.run("r1")["tags"] == ["baseline", "paper"]
     assert [r["run_id"] for r in store.runs()] == ["r1"]
-    assert [r["run_id"] for r in store.runs(include_archived=True, search="SWEEP")] == ["r2"]
-    assert [r["run_id"] for r in store.runs(search="paper")] == ["r1"]
+    assert [r["run_id"] for r in run_filter.search(store.runs(include_archived=True), "SWEEP")] == ["r2"]
+    assert [r["run_id"] for r in run_filter.search(store.runs(), "paper")] == ["r1"]
+    assert run_filter.search(store.runs(include_archived=True), "paper\nlr") == []  # never across two fields
     assert store.runs(status="finished") == []
     assert store.run("missing") is None
 

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sqlite3
+import threading
 
 import pytest
 from rich.console import Console
@@ -72,6 +73,30 @@ def test_filter_by_text_and_status(three_runs):
             await pilot.press(*["backspace"] * 5)
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="the filter to clear")
             app.browser.query_one("#status").value = "running"
+            await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="no running runs")
+
+    run_app(scenario)
+
+
+def test_the_filter_never_waits_for_the_store_thread(three_runs):
+    """Typing filters the runs already listed on the UI thread: with the store thread held up (an ingest
+    of ten thousand run dirs takes a tenth of a second, a locked database seconds), rows still follow
+    each key. The status choice is a new read, done once the thread is free."""
+    async def scenario():
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
+            busy, free = threading.Event(), threading.Event()
+            app.browser._worker.submit(lambda store: (busy.set(), free.wait(10)))
+            await wait_for(pilot, busy.is_set, what="the store thread to be held up")
+            search = app.browser.query_one("#search")
+            search.value = "hpeft"
+            await wait_for(pilot, lambda: names(app) == ["beta"], 1.0, "the filter, without the store thread")
+            search.value = "ALPHA"  # any case
+            await wait_for(pilot, lambda: names(app) == ["alpha"], 1.0, "the next filter")
+            search.value = ""
+            app.browser.query_one("#status").value = "running"
+            await pilot.pause(0.3)
+            assert app.browser.table.row_count == 3  # the status waits for the store's read
+            free.set()
             await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="no running runs")
 
     run_app(scenario)
