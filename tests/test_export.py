@@ -238,3 +238,7 @@ def test_export_all_is_each_run_record(odd_store):
         [columns, *([export_module._cell(record.get(c)) for c in columns] for record in records)])
     assert ok("export", "--all", "--csv", "-") == expected.getvalue()
     assert "none" in expected.getvalue() and "0.30000000000000004" in expected.getvalue()  # archived runs too
+    events = next(row for row in csv.DictReader(io.StringIO(expected.getvalue())) if row["run_id"] == "events")
+    # booleans, lists and null as the JSON output writes them
+    assert (events["config.train.deterministic"], events["config.train.milestones"], events["config.train.gamma"],
+            events["config.seca.deep.er.est"]) == ("true", "[2, 5]", "", '[1.5, "x", false, null]')
