@@ -30,11 +30,11 @@ def main() -> int:
         "the same GPUs": [(g.index, g.name) for g in gpus] == [(int(r[0]), r[1]) for r in rows],
         "the same memory (MiB)": [g.mem_total // 2**20 for g in gpus] == [int(r[2]) for r in rows],
         "GPU 0 shows our 1 GiB": gpus[0].mem_used >= held.numel(),
-        # in a container NVML may list the host's pid for us, which is not os.getpid(): said, not failed
         "utilisation read ('-' under MIG)": all((g.util is None) == (r[3] == "Enabled") for g, r in zip(gpus, rows)),
     }
     for what, ok in checks.items():
         print(f"{what}: {'met' if ok else 'NOT met'}")
+    # in a container NVML may list the host's pid for us, which is not os.getpid(): said, not failed
     print(f"our pid {os.getpid()} listed on GPU 0: {'yes' if os.getpid() in gpus[0].pids else 'no (a container shows host pids)'}")
     return 0 if all(checks.values()) else 1
 
