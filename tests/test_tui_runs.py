@@ -12,6 +12,7 @@ import threading
 import pytest
 from rich.console import Console
 from rich.text import Text
+from textual import events
 
 from seca_tui.app import SecaApp
 from seca_tui.screens.live import LiveScreen
@@ -74,6 +75,20 @@ def test_filter_by_text_and_status(three_runs):
             await wait_for(pilot, lambda: app.browser.table.row_count == 3, what="the filter to clear")
             app.browser.query_one("#status").value = "running"
             await wait_for(pilot, lambda: app.browser.table.row_count == 0, what="no running runs")
+
+    run_app(scenario)
+
+
+def test_a_filter_typed_in_one_burst_lands_in_the_filter(three_runs):
+    """"/" and the text after it in one read (pasted, or typed fast over SSH) all reach the filter:
+    before, the keys after "/" were already queued to the table, and "r" opened the results screen. A
+    "/" typed in the filter itself is text (w/o)."""
+    async def scenario():
+        async with browsing(three_runs, (120, 40)) as (app, pilot):
+            for key, char in [("slash", "/"), ("r", "r"), ("slash", "/"), ("x", "x")]:  # as a terminal sends them
+                app._driver.send_message(events.Key(key, char))
+            await wait_for(pilot, lambda: app.browser.query_one("#search").value == "r/x", what="'r/x' in the filter")
+            assert app.screen is app.browser and app.focused is app.browser.query_one("#search")
 
     run_app(scenario)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -49,7 +50,9 @@ class RunsScreen(StoreScreen):
         Binding("A", "toggle_archived", "Show archived"),
         Binding("k", "pick_columns", "Columns", tooltip="Choose the config keys shown as columns"),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
-        Binding("slash", "focus_filter", "Filter"),
+        # priority: "/" is acted on before the keys after it go anywhere, so "/run" typed fast or pasted
+        # lands in the filter (else "r" reached the table first, and opened the results screen)
+        Binding("slash", "focus_filter", "Filter", priority=True),
         Binding("escape", "focus_table", "Table", show=False),
     ]
 
@@ -376,7 +379,10 @@ class RunsScreen(StoreScreen):
         self._show_summary()
 
     def action_focus_filter(self) -> None:
-        self.query_one("#search", Input).focus()
+        search = self.query_one("#search", Input)
+        if self.focused is search:
+            raise SkipAction  # a "/" typed in the filter (w/o) is text: the key goes on to it, in order
+        self.set_focus(search)  # now, not after the keys already read, as focus() would
 
     def action_focus_table(self) -> None:
         self.table.focus()
