@@ -44,7 +44,7 @@ def test_the_users_text_shows_as_typed_and_never_acts(home, engine_runs, size):
             assert cells(table, 1) == newest_first
             await pilot.press("A")  # archived runs stay listed, so the cursor keeps its row
             for row, name in enumerate(newest_first):
-                table.move_cursor(row=row)
+                table.select(table.runs[row]["run_id"])
                 await pilot.press("x")  # a finished run cannot be cancelled: the warning quotes its name
                 await wait_for(pilot, lambda: any(f"{name} is finished" in t for t in toasts(app)),
                                what=f"the cancel warning about {name!r}")
@@ -67,7 +67,7 @@ def test_the_users_text_shows_as_typed_and_never_acts(home, engine_runs, size):
 
             # compare: the names as the metrics table's rows and the config diff's columns
             for row in range(2):
-                table.move_cursor(row=row)
+                table.select(table.runs[row]["run_id"])
                 await pilot.press("space")
             await pilot.press("c")
             await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and

@@ -1,8 +1,8 @@
 """The runs browser (the app's first screen): every run in the store, filtered, sorted, ticked to compare.
 
 A store thread shows what the database holds at once (first paint), then ingests the run dirs and marks
-runs whose process vanished as lost, and repeats every few seconds or as soon as the filter changes. It
-also samples the GPUs (seca_tui/gpus.py) for the GPU panel under the table and on the live screen.
+runs whose process vanished as lost, and repeats every few seconds or as soon as the status or archived
+choice changes; the filter field's text is applied on the UI thread to the runs it read. It also samples the GPUs (seca_tui/gpus.py) for the GPU panel under the table and on the live screen.
 Edits (tags, notes, archive, cancelling a queued run) and exports are jobs on the same thread, so the
 refresh after an edit sees it. The same thread gives the run queue a turn every few seconds, even while
 another screen covers this one, so queued runs start while the TUI is open.

@@ -221,6 +221,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     @property
     def row_count(self) -> int:
+        """How many runs are listed (read as DataTable's is, with :meth:`get_row_at`)."""
         return len(self.runs)
 
     @property
@@ -272,8 +273,7 @@ class RunsTable(ScrollView, can_focus=True):
         if on_screen is not None:
             top = index - max(0, min(on_screen, self.page - 1))
         top = max(min(top, index), index - self.page + 1)
-        self.scroll_to(y=max(0, min(top, len(self.runs) + 1 - self.scrollable_content_region.height)),
-                       animate=False, immediate=True)
+        self.scroll_to(y=top, animate=False, immediate=True)  # kept within the runs by scroll_to
         self.refresh()
         if self.current_run_id != self._highlighted:
             self._highlighted = self.current_run_id
@@ -334,16 +334,6 @@ class RunsTable(ScrollView, can_focus=True):
         """The cells of ``runs[index]`` in the columns shown, before they are cut to width."""
         cells = self._cells(self.runs[index])
         return [cells[key] for key in self.widths]
-
-    def get_row(self, run_id: str) -> list[Text]:
-        return self.get_row_at(self._index[run_id])
-
-    def get_cell(self, run_id: str, key: str) -> Text:
-        return self._cells(self.runs[self._index[run_id]])[key]
-
-    def move_cursor(self, row: int) -> None:
-        """The cursor on ``runs[row]`` (the table's rows are the runs)."""
-        self._place(row)
 
     def select(self, run_id: str) -> None:
         """Put the cursor on ``run_id`` now, or when it arrives (a run just created may reach the table a
