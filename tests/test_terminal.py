@@ -66,12 +66,26 @@ class Terminal:
         self.tmux("send-keys", "-t", "tui", *(["-l"] if literal else []), *keys)
 
     def press(self, *keys: str) -> None:
-        """Each key once its predecessor shows (the screen, colours included, changed): Textual drops
-        focus moves that arrive in one burst, as keys sent at once by tmux do."""
+        """Each key once its predecessor shows (the screen, colours included, changed, then held still
+        for a moment): Textual drops focus moves that arrive in one burst, as keys sent at once by tmux
+        do. A change alone is not enough: an input's blinking cursor changes the screen too, and text
+        sent after such a blink once landed in the field before the one the last Tab went to."""
         for key in keys:
             before = self.screen(styled=True)
             self.keys(key)
             self.wait(lambda _: self.screen(styled=True) != before, 10, f"the effect of {key}")
+            self.settle()
+
+    def settle(self, still: float = 0.3, timeout: float = 10) -> None:
+        """Until two captures ``still`` seconds apart are the same (the cursor blinks every half second)."""
+        deadline = time.monotonic() + timeout
+        last = self.screen(styled=True)
+        while time.monotonic() < deadline:
+            time.sleep(still)
+            now = self.screen(styled=True)
+            if now == last:
+                return
+            last = now
 
     def wait(self, condition, timeout: float, what: str) -> str:
         """Capture the screen until ``condition(screen)`` holds; fails with the last screen."""
